@@ -1,0 +1,238 @@
+"""Datasets of examples (an input and its reference): the built-in dialogue set and CSV/JSONL
+imports, which are all-or-nothing: a file with bad rows is refused with their line numbers."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from core.errors import PromptLabError
+
+DATA_DIR = Path(__file__).resolve().parent.parent / "data"
+BUILTIN_FILE = DATA_DIR / "dialogues.jsonl"
+BUILTIN_NAME = "dialogues"
+INPUT_GUESSES = ("dialogue", "input", "text", "prompt", "question", "document", "source")
+REFERENCE_GUESSES = ("summary", "reference", "output", "target", "answer", "label")
+MAX_LISTED_PROBLEMS = 20
+
+
+@dataclass(frozen=True)
+class Example:
+    id: str
+    input: str
+    reference: str | None = None
+    split: str | None = None  # "pool" (shots come from here) or "eval" (scored), when known
+
+
+@dataclass(frozen=True)
+class Dataset:
+    name: str
+    examples: tuple[Example, ...]
+    source: str = ""
+    input_column: str = "input"
+    reference_column: str | None = "reference"
+
+    def split(self, name: str) -> tuple[Example, ...]:
+        """The examples of one split; a dataset without splits has them all in each."""
+        if not any(ex.split for ex in self.examples):
+            return self.examples
+        return tuple(ex for ex in self.examples if ex.split == name)
+
+    @property
+    def pool(self) -> tuple[Example, ...]:
+        return self.split("pool")
+
+    @property
+    def eval(self) -> tuple[Example, ...]:
+        return self.split("eval")
+
+    def by_id(self, example_id: str) -> Example:
+        for ex in self.examples:
+            if ex.id == example_id:
+                return ex
+        raise PromptLabError(f"Dataset '{self.name}' has no example '{example_id}'.")
+
+
+def load_builtin() -> Dataset:
+    """The 64 dialogues written for Prompt Lab: 16 in the shot pool, 48 for evaluation."""
+    return import_file(
+        BUILTIN_FILE,
+        name=BUILTIN_NAME,
+        input_column="dialogue",
+        reference_column="summary",
+        id_column="id",
+        split_column="split",
+    )
+
+
+@dataclass(frozen=True)
+class _Row:
+    line: int
+    values: dict
+
+
+def import_file(
+    path: str | Path,
+    *,
+    name: str | None = None,
+    input_column: str | None = None,
+    reference_column: str | None = None,
+    id_column: str | None = None,
+    split_column: str | None = None,
+    require_reference: bool = True,
+) -> Dataset:
+    """Read a CSV or JSONL file into a Dataset; refuse it whole if any row is unusable."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise PromptLabError(f"Cannot read '{path}': {exc.strerror or exc}.") from exc
+    return import_bytes(
+        raw,
+        filename=path.name,
+        name=name or path.stem,
+        input_column=input_column,
+        reference_column=reference_column,
+        id_column=id_column,
+        split_column=split_column,
+        require_reference=require_reference,
+        source=str(path),
+    )
+
+
+def import_bytes(
+    raw: bytes,
+    *,
+    filename: str,
+    name: str,
+    input_column: str | None = None,
+    reference_column: str | None = None,
+    id_column: str | None = None,
+    split_column: str | None = None,
+    require_reference: bool = True,
+    source: str = "",
+) -> Dataset:
+    """Like import_file, for bytes already in memory (an upload)."""
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise PromptLabError(f"'{filename}' is not UTF-8 text (byte {exc.start}).") from exc
+    rows = list(_read_rows(text, filename))
+    if not rows:
+        raise PromptLabError(f"'{filename}' has no data rows.")
+    columns = _columns(rows)
+    input_column = _choose_column(input_column, columns, INPUT_GUESSES, "input", filename)
+    if reference_column is None and require_reference:
+        reference_column = _choose_column(None, columns, REFERENCE_GUESSES, "reference", filename)
+    elif reference_column is not None:
+        _choose_column(reference_column, columns, (), "reference", filename)
+    examples = _examples(rows, input_column, reference_column, id_column, split_column, filename)
+    return Dataset(name, tuple(examples), source or filename, input_column, reference_column)
+
+
+def _read_rows(text: str, filename: str) -> Iterator[_Row]:
+    if filename.lower().endswith((".jsonl", ".ndjson", ".json")):
+        yield from _jsonl_rows(text, filename)
+    elif filename.lower().endswith((".csv", ".tsv", ".txt")):
+        yield from _csv_rows(text, "\t" if filename.lower().endswith(".tsv") else ",")
+    else:
+        raise PromptLabError(f"'{filename}': only .csv, .tsv and .jsonl files can be imported.")
+
+
+def _jsonl_rows(text: str, filename: str) -> Iterator[_Row]:
+    bad = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError as exc:
+            bad.append(f"line {number}: not valid JSON ({exc.msg})")
+            continue
+        if not isinstance(value, dict):
+            bad.append(f"line {number}: a JSON object was expected")
+            continue
+        yield _Row(number, value)
+    if bad:
+        raise PromptLabError(_problem_report(filename, bad))
+
+
+def _csv_rows(text: str, delimiter: str) -> Iterator[_Row]:
+    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter)
+    reader.fieldnames  # reads the header, so line_num counts from it  # noqa: B018
+    start = reader.line_num + 1
+    for row in reader:
+        # A quoted cell may span lines: report the line where the row starts.
+        yield _Row(start, {k: v for k, v in row.items() if k is not None})
+        start = reader.line_num + 1
+
+
+def _columns(rows: Sequence[_Row]) -> list[str]:
+    seen: dict[str, None] = {}
+    for row in rows:
+        seen.update(dict.fromkeys(row.values))
+    return list(seen)
+
+
+def _choose_column(
+    chosen: str | None, columns: list[str], guesses: Sequence[str], role: str, filename: str
+) -> str:
+    if chosen is not None:
+        if chosen not in columns:
+            raise PromptLabError(
+                f"'{filename}' has no column '{chosen}' for the {role}; "
+                f"its columns are: {', '.join(columns)}."
+            )
+        return chosen
+    lower = {c.lower(): c for c in columns}
+    for guess in guesses:
+        if guess in lower:
+            return lower[guess]
+    raise PromptLabError(
+        f"Choose the {role} column of '{filename}'; its columns are: {', '.join(columns)}."
+    )
+
+
+def _examples(rows, input_col, reference_col, id_col, split_col, filename) -> list[Example]:
+    examples, problems, seen = [], [], {}
+    for number, row in enumerate(rows, start=1):
+        text = _cell(row.values.get(input_col))
+        ref = _cell(row.values.get(reference_col)) if reference_col else None
+        example_id = _cell(row.values.get(id_col)) if id_col else None
+        missing = [c for c, v in ((input_col, text), (reference_col, ref)) if c and not v]
+        if id_col and not example_id:
+            missing.append(id_col)
+        if missing:
+            problems.append(f"line {row.line}: empty or missing {', '.join(missing)}")
+            continue
+        example_id = example_id or str(number)
+        if example_id in seen:
+            problems.append(f"line {row.line}: id '{example_id}' repeats line {seen[example_id]}")
+            continue
+        seen[example_id] = row.line
+        split = _cell(row.values.get(split_col)) if split_col else None
+        examples.append(Example(example_id, text, ref, split or None))
+    if problems:
+        raise PromptLabError(_problem_report(filename, problems))
+    return examples
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return ""
+    return value.strip() if isinstance(value, str) else str(value)
+
+
+def _problem_report(filename: str, problems: list[str]) -> str:
+    shown = problems[:MAX_LISTED_PROBLEMS]
+    more = len(problems) - len(shown)
+    tail = f"\n… and {more} more." if more else ""
+    return (
+        f"'{filename}' was not imported: {len(problems)} row(s) have problems.\n"
+        + "\n".join(shown)
+        + tail
+    )

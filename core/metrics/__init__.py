@@ -1,0 +1,1 @@
+"""Evaluation metrics as local `evaluate` modules, one folder per metric, loadable offline."""

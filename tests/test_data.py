@@ -1,0 +1,89 @@
+"""Datasets: the built-in set, and all-or-nothing CSV/JSONL imports that name bad lines."""
+
+import json
+
+import pytest
+
+from core.data import import_bytes, import_file, load_builtin
+from core.errors import PromptLabError
+
+
+def test_builtin_set_has_a_pool_and_an_eval_split_that_do_not_overlap():
+    ds = load_builtin()
+    assert len(ds.examples) >= 60
+    assert len(ds.pool) == 16 and len(ds.eval) == len(ds.examples) - 16
+    assert not {e.id for e in ds.pool} & {e.id for e in ds.eval}
+    for ex in ds.examples:
+        assert ex.input.startswith("#Person1#:") and ex.reference
+
+
+def test_csv_with_quoted_newlines_and_bom(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_text(
+        'id,dialogue,summary\n1,"#Person1#: Hi.\n#Person2#: Hi!",They greet.\n2,"A, B",C\n',
+        encoding="utf-8-sig",
+    )
+    ds = import_file(path, name="mine")
+    assert ds.name == "mine" and ds.input_column == "dialogue" and ds.reference_column == "summary"
+    assert [e.input for e in ds.examples] == ["#Person1#: Hi.\n#Person2#: Hi!", "A, B"]
+
+
+def test_rows_with_missing_values_are_reported_by_line_and_nothing_is_imported(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_text('text,target\n"multi\nline",ok\n,missing input\nfine,\n', encoding="utf-8")
+    with pytest.raises(PromptLabError) as err:
+        import_file(path)
+    message = str(err.value)
+    assert "2 row(s) have problems" in message
+    assert "line 4: empty or missing text" in message  # the quoted cell spans lines 2-3
+    assert "line 5: empty or missing target" in message
+
+
+def test_jsonl_bad_line_is_named(tmp_path):
+    path = tmp_path / "d.jsonl"
+    rows = [json.dumps({"input": "a", "output": "b"}), "{not json", json.dumps(["x"])]
+    path.write_text("\n".join(rows) + "\n")
+    with pytest.raises(PromptLabError, match=r"line 2: not valid JSON(.|\n)*line 3: a JSON object"):
+        import_file(path)
+
+
+def test_explicit_columns_and_unknown_column_lists_what_exists():
+    raw = b'{"q": "what?", "a": "that", "other": 1}\n'
+    ds = import_bytes(raw, filename="x.jsonl", name="x", input_column="q", reference_column="a")
+    assert ds.examples[0].input == "what?" and ds.examples[0].reference == "that"
+    with pytest.raises(PromptLabError, match="no column 'answer'.*q, a, other"):
+        import_bytes(raw, filename="x.jsonl", name="x", input_column="q", reference_column="answer")
+
+
+def test_unguessable_columns_ask_the_user_to_choose():
+    with pytest.raises(PromptLabError, match="Choose the input column.*foo, bar"):
+        import_bytes(b"foo,bar\n1,2\n", filename="x.csv", name="x")
+
+
+def test_repeated_ids_are_refused():
+    raw = b"id,input,reference\n7,a,b\n7,c,d\n"
+    with pytest.raises(PromptLabError, match="line 3: id '7' repeats line 2"):
+        import_bytes(raw, filename="x.csv", name="x", id_column="id")
+
+
+def test_dataset_without_references_when_allowed():
+    ds = import_bytes(b"input\nhello\n", filename="x.csv", name="x", require_reference=False)
+    assert ds.examples[0].reference is None and ds.reference_column is None
+
+
+@pytest.mark.parametrize(
+    "raw, filename, message",
+    [
+        (b"\xff\xfeinput\n", "x.csv", "not UTF-8"),
+        (b"input,reference\n", "x.csv", "no data rows"),
+        (b"input\n", "x.xlsx", "only .csv, .tsv and .jsonl"),
+    ],
+)
+def test_unreadable_files_get_a_clear_message(raw, filename, message):
+    with pytest.raises(PromptLabError, match=message):
+        import_bytes(raw, filename=filename, name="x")
+
+
+def test_missing_file_is_a_message_not_a_traceback(tmp_path):
+    with pytest.raises(PromptLabError, match="Cannot read"):
+        import_file(tmp_path / "nope.csv")

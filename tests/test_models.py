@@ -1,0 +1,115 @@
+"""Model loading: kinds, devices, dtypes, the one-model registry and errors a user can cause."""
+
+import gc
+import json
+import weakref
+
+import pytest
+import torch
+
+from core import models
+from core.errors import PromptLabError
+from core.models import ModelRequest, get_model, load_model, resolve_device, resolve_dtype
+
+
+def test_causal_folder_loads_with_left_padding_and_its_context_window(tiny_causal_dir):
+    loaded = load_model(ModelRequest(str(tiny_causal_dir)))
+    assert loaded.kind == "causal"
+    assert loaded.tokenizer.padding_side == "left"
+    assert (loaded.device, loaded.dtype, loaded.context_window) == ("cpu", "float32", 256)
+    assert loaded.has_chat_template and loaded.eos_token_ids == [loaded.tokenizer.eos_token_id]
+
+
+def test_encoder_decoder_folder_is_detected_from_its_config(tiny_t5_dir):
+    loaded = load_model(ModelRequest(str(tiny_t5_dir)))
+    assert loaded.kind == "seq2seq" and loaded.context_window == 128
+    assert type(loaded.model).__name__ == "T5ForConditionalGeneration"
+    assert not loaded.has_chat_template
+
+
+def test_dtype_can_be_overridden(tiny_causal_dir):
+    loaded = load_model(ModelRequest(str(tiny_causal_dir), dtype="bf16"))
+    assert loaded.dtype == "bfloat16"
+    assert next(loaded.model.parameters()).dtype == torch.bfloat16
+
+
+def test_encoder_only_model_is_not_a_text_generator(bert_dir):
+    with pytest.raises(PromptLabError, match="bert model, which does not generate text"):
+        load_model(ModelRequest(str(bert_dir)))
+
+
+def test_folder_without_a_model_says_so(tmp_path):
+    with pytest.raises(PromptLabError, match="holds no model"):
+        load_model(ModelRequest(str(tmp_path)))
+
+
+def test_path_that_does_not_exist_says_so(tmp_path):
+    with pytest.raises(PromptLabError, match="There is no model folder"):
+        load_model(ModelRequest(str(tmp_path / "missing")))
+
+
+def test_unknown_hub_id_without_network_fails_fast_with_a_message():
+    with pytest.raises(PromptLabError, match="Hub cannot be reached"):
+        load_model(ModelRequest("no-such-owner/no-such-model"))
+
+
+def test_model_needing_its_own_code_explains_trust_remote_code(tmp_path):
+    config = {
+        "model_type": "custom-thing",
+        "auto_map": {"AutoConfig": "configuration_custom.CustomConfig"},
+    }
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(PromptLabError, match="trust_remote_code.*off by default"):
+        load_model(ModelRequest(str(tmp_path)))
+
+
+def test_device_and_dtype_choices():
+    assert resolve_device(None) == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert resolve_dtype(None, "cpu") == "float32"
+    assert resolve_dtype("fp16", "cpu") == "float16"
+    with pytest.raises(PromptLabError, match="Unknown dtype 'int3'"):
+        resolve_dtype("int3", "cpu")
+    with pytest.raises(PromptLabError, match="Unknown device 'tpu'"):
+        resolve_device("tpu")
+
+
+def test_asking_for_cuda_without_a_gpu_is_a_message(monkeypatch):
+    # This machine has no GPU; the check is made to see none on machines that have one.
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(PromptLabError, match="no CUDA GPU"):
+        resolve_device("cuda")
+
+
+def test_registry_reuses_the_loaded_model_and_frees_it_on_switch(tiny_causal_dir, tiny_t5_dir):
+    try:
+        first = get_model(ModelRequest(str(tiny_causal_dir)))
+        assert get_model(ModelRequest(str(tiny_causal_dir), device="cpu")) is first
+        old = weakref.ref(first.model)
+        del first
+        second = get_model(ModelRequest(str(tiny_t5_dir)))
+        gc.collect()
+        assert old() is None, "the previous model is still in memory"
+        assert models.current_model() is second
+    finally:
+        models.unload()
+    assert models.current_model() is None
+
+
+def test_mistyped_folder_keeps_the_loaded_model(tiny_causal_dir, tmp_path):
+    try:
+        loaded = get_model(ModelRequest(str(tiny_causal_dir)))
+        with pytest.raises(PromptLabError, match="holds no model"):
+            get_model(ModelRequest(str(tmp_path)))
+        assert models.current_model() is loaded
+    finally:
+        models.unload()
+
+
+def test_model_that_fails_to_load_leaves_none_half_loaded(tiny_causal_dir, bert_dir):
+    try:
+        get_model(ModelRequest(str(tiny_causal_dir)))
+        with pytest.raises(PromptLabError, match="does not generate text"):
+            get_model(ModelRequest(str(bert_dir)))
+        assert models.current_model() is None
+    finally:
+        models.unload()
