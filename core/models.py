@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import torch
 import transformers
@@ -263,11 +264,15 @@ def hub_reachable(timeout: float = 1.5) -> bool:
     global _hub_checked
     if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
         return False
+    if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
+        return True  # behind a proxy a direct connection proves nothing: let the Hub client try
     checked_at, ok = _hub_checked
     if time.monotonic() - checked_at < 60:
         return ok
+    endpoint = urlsplit(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    port = endpoint.port or (80 if endpoint.scheme == "http" else 443)
     try:
-        socket.create_connection(("huggingface.co", 443), timeout=timeout).close()
+        socket.create_connection((endpoint.hostname or "huggingface.co", port), timeout).close()
         ok = True
     except OSError:
         ok = False

@@ -1,0 +1,26 @@
+"""Turning errors into messages: a user's mistake is shown as it is, a bug as a short apology."""
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import streamlit as st
+
+from core.errors import PromptLabError
+
+log = logging.getLogger("prompt_lab.ui")
+
+
+@contextmanager
+def shown_errors() -> Iterator[None]:
+    """Show PromptLabError messages; log anything else with its traceback for developers."""
+    try:
+        yield
+    except PromptLabError as exc:
+        st.error(str(exc))
+    except Exception:
+        log.exception("unexpected error in a page")
+        st.error(
+            "Something went wrong inside Prompt Lab (not something you did). "
+            "The details are in the terminal that runs the app."
+        )
