@@ -18,6 +18,7 @@ from core.prompts import RenderedPrompt
 from core.settings import GenerationSettings
 
 FinishReason = Literal["eos", "stop", "length"]
+PRUNE_EVERY = 16  # steps between dropping finished rows from a batch: fewer calls vs less waste
 # One generate call at a time per process: sessions share the model and the global RNG, and the
 # lock is taken per batch, so a long run never holds others up for more than one batch.
 generate_lock = threading.Lock()
@@ -139,13 +140,16 @@ def _generate_one_batch(
         if settings.do_sample:
             torch.manual_seed(settings.seed + batch_index)
         recorder.start()
-        sequences = loaded.model.generate(
-            **batch,
-            generation_config=generation_config(loaded, settings),
-            stopping_criteria=StoppingCriteriaList([recorder]),
-        )
+        if loaded.kind == "causal" and settings.num_beams == 1 and len(ids) > 1:
+            new = _generate_pruning(loaded, batch, settings, recorder)
+        else:
+            sequences = loaded.model.generate(
+                **batch,
+                generation_config=generation_config(loaded, settings),
+                stopping_criteria=StoppingCriteriaList([recorder]),
+            )
+            new = sequences[:, prompt_len:].tolist()
     elapsed = time.perf_counter() - recorder.started
-    new = sequences[:, prompt_len:].tolist()
     return [
         Output(
             example_id=example_ids[row],
@@ -156,6 +160,45 @@ def _generate_one_batch(
         )
         for row in range(len(ids))
     ]
+
+
+def _generate_pruning(
+    loaded: LoadedModel, batch: Any, settings: GenerationSettings, recorder: FinishRecorder
+) -> list[list[int]]:
+    """Generate PRUNE_EVERY steps at a time, dropping finished rows (and their cache) in between,
+    so that one long answer does not keep the whole batch computing."""
+    config = generation_config(loaded, settings)
+    config.return_dict_in_generate = True  # for the cache, to continue from it
+    input_ids, mask = batch["input_ids"], batch["attention_mask"]
+    rows = list(range(input_ids.shape[0]))  # the original row of each row still generating
+    new: list[list[int]] = [[] for _ in rows]
+    cache, steps = None, 0
+    while steps < settings.max_new_tokens:
+        config.max_new_tokens = min(PRUNE_EVERY, settings.max_new_tokens - steps)
+        config.min_new_tokens = max(0, settings.min_new_tokens - steps)
+        recorder.rows = rows
+        out = loaded.model.generate(
+            input_ids=input_ids,
+            attention_mask=mask,
+            cache=cache,
+            generation_config=config,
+            stopping_criteria=StoppingCriteriaList([recorder]),
+        )
+        produced = out.sequences.shape[1] - input_ids.shape[1]
+        for i, row in enumerate(rows):
+            new[row].extend(out.sequences[i, input_ids.shape[1] :].tolist())
+        steps += produced
+        keep = [i for i, row in enumerate(rows) if row not in recorder.finished]
+        if not keep or produced == 0:
+            break
+        input_ids, cache = out.sequences, out.past_key_values
+        mask = torch.cat([mask, mask.new_ones(len(rows), produced)], dim=1)
+        if len(keep) < len(rows):
+            index = torch.tensor(keep, device=input_ids.device)
+            cache.batch_select_indices(index)
+            input_ids, mask = input_ids[index], mask[index]
+            rows = [rows[i] for i in keep]
+    return new
 
 
 class FinishRecorder(StoppingCriteria):
@@ -169,6 +212,7 @@ class FinishRecorder(StoppingCriteria):
         self.window = max((len(s) for s in settings.stop), default=0) + 8  # tokens to re-decode
         self.prompt_len = prompt_len
         self.active = settings.num_beams == 1
+        self.rows: list[int] | None = None  # original row of each input row, once rows are dropped
         self.finished: dict[int, tuple[FinishReason, int, float]] = {}
         self.started = time.perf_counter()
 
@@ -182,13 +226,14 @@ class FinishRecorder(StoppingCriteria):
         step = input_ids.shape[1] - self.prompt_len
         now = time.perf_counter() - self.started
         last = input_ids[:, -1].tolist()
-        for row in range(input_ids.shape[0]):
+        for i in range(input_ids.shape[0]):
+            row = self.rows[i] if self.rows is not None else i
             if row in self.finished:
-                done[row] = True
-            elif self.stop and self._has_stop(input_ids[row, self.prompt_len :]):
+                done[i] = True
+            elif self.stop and self._has_stop(input_ids[i, self.prompt_len :]):
                 self.finished[row] = ("stop", step, now)
-                done[row] = True
-            elif last[row] in self.eos:
+                done[i] = True
+            elif last[i] in self.eos:
                 self.finished[row] = ("eos", step, now)
         return done
 

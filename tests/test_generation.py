@@ -6,7 +6,7 @@ import torch
 
 from core.data import Example
 from core.errors import PromptLabError
-from core.generation import generate
+from core.generation import PRUNE_EVERY, generate
 from core.models import ModelRequest, load_model
 from core.prompts import PromptDesign
 from core.rendering import render_prompt
@@ -56,6 +56,28 @@ def test_greedy_batched_equals_one_at_a_time(tiny):
     assert [o.new_tokens for o in batched] == [o.new_tokens for o in single]
     assert [o.example_id for o in batched] == [f"e{i}" for i in range(len(INPUTS))]
     assert {o.batch_size for o in batched} == {4, 2}
+
+
+def test_rows_dropped_from_a_batch_when_done_change_no_output(tiny):
+    # Longer than one pruning round, with some rows ending early and others running on.
+    settings = GenerationSettings(max_new_tokens=3 * PRUNE_EVERY + 5)
+    prompts = prompts_for(tiny)
+    batched = generate(tiny, prompts, settings, batch_size=len(prompts))
+    single = [generate(tiny, [p], settings)[0] for p in prompts]
+    assert [(o.text, o.new_tokens, o.finish_reason) for o in batched] == [
+        (o.text, o.new_tokens, o.finish_reason) for o in single
+    ]
+    if tiny.kind == "causal":
+        lengths = {o.new_tokens for o in batched}
+        assert min(lengths) < PRUNE_EVERY and max(lengths) == settings.max_new_tokens
+
+
+def test_min_new_tokens_holds_across_pruning_rounds(tiny):
+    settings = GenerationSettings(max_new_tokens=PRUNE_EVERY + 10, min_new_tokens=PRUNE_EVERY + 4)
+    prompts = prompts_for(tiny)
+    batched = generate(tiny, prompts, settings, batch_size=len(prompts))
+    assert all(o.new_tokens >= PRUNE_EVERY + 4 for o in batched)
+    assert [o.text for o in batched] == [generate(tiny, [p], settings)[0].text for p in prompts]
 
 
 def test_output_counts_prompt_tokens_and_stops_at_the_length_limit(tiny):
