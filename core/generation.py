@@ -175,7 +175,7 @@ def _generate_pruning(
     cache, steps = None, 0
     while steps < settings.max_new_tokens:
         config.max_new_tokens = min(PRUNE_EVERY, settings.max_new_tokens - steps)
-        config.min_new_tokens = max(0, settings.min_new_tokens - steps)
+        config.min_new_tokens = min(config.max_new_tokens, max(0, settings.min_new_tokens - steps))
         recorder.rows = rows
         out = loaded.model.generate(
             input_ids=input_ids,
