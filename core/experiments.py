@@ -1,0 +1,361 @@
+"""Experiments: a run spec evaluated over a slice of a dataset and stored result by result,
+so a killed run keeps what it finished and resumes without redoing it; re-runs from the record."""
+
+from __future__ import annotations
+
+import os
+import platform
+import socket
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from core import models
+from core.data import BUILTIN_NAME, Dataset, Example, load_builtin
+from core.errors import PromptLabError
+from core.generation import Output, generate_batches
+from core.models import ModelRequest
+from core.prompts import PRESETS, PromptDesign, RenderedPrompt
+from core.rendering import render_prompt
+from core.scoring import RougeOptions, mean_bootstrap_ci, score_rouge
+from core.settings import GenerationSettings
+from storage import queries
+from storage.db import session_scope
+from storage.schema import utcnow
+
+Progress = Callable[[int, int], None]
+StopCheck = Callable[[], bool]
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """Everything that decides an experiment's outputs."""
+
+    dataset: str = BUILTIN_NAME
+    split: str | None = "eval"  # None: every example
+    limit: int | None = None  # None: the whole split
+    offset: int = 0
+    design: PromptDesign = field(default_factory=lambda: PRESETS["instruction"])
+    settings: GenerationSettings = field(default_factory=GenerationSettings)
+    model: ModelRequest = field(default_factory=ModelRequest)
+    rouge: RougeOptions = field(default_factory=RougeOptions.lab)  # as the classic lab scores
+    batch_size: int | None = None  # None: chosen for the device
+    label: str = ""
+
+    def __post_init__(self) -> None:
+        if self.limit is not None and self.limit < 1:
+            raise PromptLabError(f"limit must be at least 1; got {self.limit}.")
+        if self.offset < 0:
+            raise PromptLabError(f"offset must be ≥ 0; got {self.offset}.")
+        if self.batch_size is not None and self.batch_size < 1:
+            raise PromptLabError(f"batch_size must be at least 1; got {self.batch_size}.")
+
+    def to_dict(self) -> dict[str, Any]:
+        values = asdict(self)
+        values["settings"] = self.settings.to_dict()
+        values["design"]["shot_ids"] = list(self.design.shot_ids)
+        values["rouge"]["rouge_types"] = list(self.rouge.rouge_types)
+        return values
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> RunSpec:
+        values = dict(values)
+        design = dict(values.pop("design"))
+        design["shot_ids"] = tuple(design.get("shot_ids", ()))
+        return cls(
+            design=PromptDesign(**design),
+            settings=GenerationSettings.from_dict(values.pop("settings")),
+            model=ModelRequest(**values.pop("model")),
+            rouge=RougeOptions(**values.pop("rouge")),
+            **values,
+        )
+
+
+def examples_for(spec: RunSpec, dataset: Dataset) -> tuple[list[Example], list[Example]]:
+    """(the examples to evaluate, the pool that shots come from)."""
+    chosen = list(dataset.split(spec.split) if spec.split else dataset.examples)
+    if spec.split and not chosen:
+        raise PromptLabError(f"Dataset '{dataset.name}' has no '{spec.split}' split.")
+    end = None if spec.limit is None else spec.offset + spec.limit
+    chosen = chosen[spec.offset : end]
+    if not chosen:
+        raise PromptLabError(f"No examples left after offset {spec.offset}.")
+    return chosen, list(dataset.pool)
+
+
+def get_dataset(name: str, *, db_url: str | None = None) -> Dataset:
+    """A stored dataset; the built-in one is stored on first use."""
+    with session_scope(db_url) as session:
+        if name == BUILTIN_NAME and name not in queries.list_dataset_names(session=session):
+            queries.save_dataset(session=session, dataset=load_builtin())
+        return queries.load_dataset(session=session, name=name)
+
+
+def create(
+    spec: RunSpec,
+    *,
+    db_url: str | None = None,
+    study_id: int | None = None,
+    example_keys: Sequence[str] | None = None,
+) -> int:
+    """Record an experiment as pending, with the exact examples it will evaluate."""
+    dataset = get_dataset(spec.dataset, db_url=db_url)
+    if example_keys is None:
+        example_keys = [ex.id for ex in examples_for(spec, dataset)[0]]
+    with session_scope(db_url) as session:
+        spec_dict = spec.to_dict()
+        return queries.create_experiment(
+            session=session,
+            label=spec.label,
+            study_id=study_id,
+            dataset_name=spec.dataset,
+            split=spec.split,
+            example_keys=list(example_keys),
+            design_id=queries.design_id(session=session, design=spec_dict["design"]),
+            spec=spec_dict,
+            design=spec_dict["design"],
+            settings=spec_dict["settings"],
+            model_id=spec.model.model_id,
+            seed=spec.settings.seed,
+            n_examples=len(example_keys),
+        )
+
+
+def run(
+    spec: RunSpec,
+    *,
+    db_url: str | None = None,
+    on_progress: Progress | None = None,
+    should_stop: StopCheck | None = None,
+) -> int:
+    """Create and execute one experiment; returns its id."""
+    experiment_id = create(spec, db_url=db_url)
+    execute(experiment_id, db_url=db_url, on_progress=on_progress, should_stop=should_stop)
+    return experiment_id
+
+
+def resume(experiment_id: int, **kwargs: Any) -> str:
+    """Finish an interrupted, failed or pending experiment without redoing finished examples."""
+    with session_scope(kwargs.get("db_url")) as session:
+        queries.mark_stale_runs(session=session)
+        status = queries.get_experiment(session=session, experiment_id=experiment_id).status
+    if status == "completed":
+        raise PromptLabError(f"Experiment {experiment_id} is complete; nothing to resume.")
+    if status == "running":
+        raise PromptLabError(f"Experiment {experiment_id} is running in another process.")
+    return execute(experiment_id, **kwargs)
+
+
+def rerun(experiment_id: int, **kwargs: Any) -> int:
+    """Run a stored experiment again, as a new experiment on the same examples."""
+    db_url = kwargs.get("db_url")
+    with session_scope(db_url) as session:
+        record = queries.get_experiment(session=session, experiment_id=experiment_id)
+        spec, keys, study_id = RunSpec.from_dict(record.spec), record.example_keys, record.study_id
+    new_id = create(spec, db_url=db_url, study_id=study_id, example_keys=keys)
+    execute(new_id, **kwargs)
+    return new_id
+
+
+def execute(
+    experiment_id: int,
+    *,
+    db_url: str | None = None,
+    on_progress: Progress | None = None,
+    should_stop: StopCheck | None = None,
+) -> str:
+    """Generate, score and store every unfinished example; returns the final status."""
+    spec, todo, done, total = _start(experiment_id, db_url)
+    try:
+        loaded = models.get_model(spec.model)
+        _update(
+            db_url,
+            experiment_id,
+            model_revision=loaded.revision,
+            device=loaded.device,
+            dtype=loaded.dtype,
+            library_versions=library_versions(),
+        )
+        prompts, where, done = _render_all(experiment_id, spec, todo, loaded, done, db_url)
+        if on_progress:
+            on_progress(done, total)
+        for indices, outputs in generate_batches(
+            loaded, prompts, spec.settings, batch_size=spec.batch_size
+        ):
+            batch = [prompts[i] for i in indices]
+            done = _store_batch(experiment_id, spec, batch, outputs, where, db_url)
+            if on_progress:
+                on_progress(done, total)
+            if should_stop and should_stop() and done < total:
+                _update(db_url, experiment_id, status="interrupted", finished_at=utcnow())
+                return "interrupted"
+    except BaseException as exc:
+        status = "failed" if isinstance(exc, Exception) else "interrupted"
+        _update(db_url, experiment_id, status=status, error=str(exc)[:2000], finished_at=utcnow())
+        raise
+    _finish(experiment_id, spec, db_url)
+    return "completed"
+
+
+def _start(experiment_id: int, db_url: str | None):
+    with session_scope(db_url) as session:
+        record = queries.get_experiment(session=session, experiment_id=experiment_id)
+        spec = RunSpec.from_dict(record.spec)
+        finished = queries.finished_keys(session=session, experiment_id=experiment_id)
+        keys = record.example_keys
+        queries.update_experiment(
+            session=session,
+            experiment_id=experiment_id,
+            status="running",
+            error=None,
+            pid=os.getpid(),
+            host=socket.gethostname(),
+            started_at=record.started_at or utcnow(),
+            heartbeat_at=utcnow(),
+            finished_at=None,
+        )
+    dataset = get_dataset(spec.dataset, db_url=db_url)
+    by_id = {ex.id: ex for ex in dataset.examples}
+    missing = [k for k in keys if k not in by_id]
+    if missing:
+        raise PromptLabError(
+            f"Dataset '{spec.dataset}' no longer has example(s) {', '.join(missing[:5])}."
+        )
+    todo = [(keys.index(k), by_id[k]) for k in keys if k not in finished]
+    return spec, todo, len(finished), len(keys)
+
+
+def _render_all(experiment_id, spec, todo, loaded, done, db_url):
+    """Prompts for the examples still to do, and where each sits in the experiment with its
+    reference; an example that cannot be rendered is stored as failed."""
+    pool = list(get_dataset(spec.dataset, db_url=db_url).pool)
+    prompts, failed, where = [], [], {}
+    for position, example in todo:
+        try:
+            prompt = render_prompt(
+                spec.design,
+                example,
+                pool,
+                tokenizer=loaded.tokenizer,
+                context_window=loaded.context_window,
+                max_new_tokens=spec.settings.max_new_tokens,
+                encoder_decoder=loaded.kind == "seq2seq",
+            )
+        except PromptLabError as exc:
+            failed.append(_failed_result(position, example, str(exc)))
+            continue
+        prompts.append(replace(prompt, example_id=example.id))
+        where[example.id] = (position, example.reference)
+    if failed:
+        with session_scope(db_url) as session:
+            done = queries.add_results(session=session, experiment_id=experiment_id, results=failed)
+    return prompts, where, done
+
+
+def _failed_result(position: int, example: Example, error: str) -> dict[str, Any]:
+    return dict(
+        example_key=example.id,
+        position=position,
+        prompt="",
+        output="",
+        reference=example.reference,
+        finish_reason="error",
+        error=error,
+    )
+
+
+def _store_batch(
+    experiment_id: int,
+    spec: RunSpec,
+    prompts: list[RenderedPrompt],
+    outputs: list[Output],
+    where: dict[str, tuple[int, str | None]],
+    db_url: str | None,
+) -> int:
+    refs = [where[p.example_id][1] for p in prompts]
+    scored = [i for i, r in enumerate(refs) if r is not None]
+    scores: dict[str, list[float | None]] = {
+        t: [None] * len(prompts) for t in spec.rouge.rouge_types
+    }
+    if scored:
+        report = score_rouge(
+            [outputs[i].text for i in scored], [refs[i] for i in scored], options=spec.rouge
+        )
+        for name, values in report.per_example.items():
+            for i, value in zip(scored, values, strict=True):
+                scores[name][i] = value
+    rows = []
+    for i, (prompt, out) in enumerate(zip(prompts, outputs, strict=True)):
+        position, reference = where[prompt.example_id]
+        rows.append(
+            dict(
+                example_key=prompt.example_id,
+                position=position,
+                prompt=prompt.sent_text,
+                output=out.text,
+                reference=reference,
+                **{name: scores[name][i] for name in scores if name in queries.ROUGE_COLUMNS},
+                prompt_tokens=out.prompt_tokens,
+                new_tokens=out.new_tokens,
+                finish_reason=out.finish_reason,
+                stop_string=out.stop_string,
+                latency_s=out.latency_s,
+                shots=list(prompt.shot_ids),
+                dropped_shots=list(prompt.dropped_shot_ids),
+                truncated_input_tokens=prompt.truncated_input_tokens,
+                batch_size=out.batch_size,
+                batch_index=out.batch_index,
+            )
+        )
+    with session_scope(db_url) as session:
+        return queries.add_results(session=session, experiment_id=experiment_id, results=rows)
+
+
+def _finish(experiment_id: int, spec: RunSpec, db_url: str | None) -> None:
+    with session_scope(db_url) as session:
+        results = queries.results_of(session=session, experiment_id=experiment_id)
+        queries.update_experiment(
+            session=session,
+            experiment_id=experiment_id,
+            status="completed",
+            finished_at=utcnow(),
+            aggregates=aggregate(results, spec.rouge),
+        )
+
+
+def aggregate(results: Sequence[Any], rouge: RougeOptions) -> dict[str, Any]:
+    """Means with bootstrap CIs per ROUGE type, and the run's token and finish statistics."""
+    summary: dict[str, Any] = {"n": len(results)}
+    scored = [r for r in results if r.rouge1 is not None or r.rougeL is not None]
+    summary["n_scored"] = len(scored)
+    summary["n_failed"] = sum(r.finish_reason == "error" for r in results)
+    for name in rouge.rouge_types:
+        values = [getattr(r, name) for r in scored if getattr(r, name, None) is not None]
+        if values:
+            summary[name] = asdict(mean_bootstrap_ci(values))
+    generated = [r for r in results if r.finish_reason != "error"]
+    if generated:
+        summary["mean_new_tokens"] = sum(r.new_tokens for r in generated) / len(generated)
+        summary["mean_prompt_tokens"] = sum(r.prompt_tokens for r in generated) / len(generated)
+        summary["mean_latency_s"] = sum(r.latency_s for r in generated) / len(generated)
+    reasons: dict[str, int] = {}
+    for r in results:
+        reasons[r.finish_reason] = reasons.get(r.finish_reason, 0) + 1
+    summary["finish_reasons"] = reasons
+    summary["ci"] = {"confidence": 0.95, "resamples": 1000, "seed": 0, "method": "percentile"}
+    return summary
+
+
+def _update(db_url: str | None, experiment_id: int, **fields: Any) -> None:
+    with session_scope(db_url) as session:
+        queries.update_experiment(session=session, experiment_id=experiment_id, **fields)
+
+
+def library_versions() -> dict[str, str]:
+    import sqlalchemy
+
+    return {
+        **models.library_versions(),
+        "python": platform.python_version(),
+        "sqlalchemy": sqlalchemy.__version__,
+    }

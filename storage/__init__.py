@@ -1,0 +1,1 @@
+"""Prompt Lab's store: the schema, the connection and the queries."""

@@ -1,0 +1,284 @@
+"""Reading and writing the store: small keyword-only functions, one unit of work each caller's."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.orm import Session
+
+from core.data import Dataset, Example
+from core.errors import PromptLabError
+from storage.schema import (
+    DatasetRecord,
+    ExampleRecord,
+    ExperimentRecord,
+    PromptDesignRecord,
+    ResultRecord,
+    StudyRecord,
+    utcnow,
+)
+
+STALE_AFTER = timedelta(minutes=10)  # a run on another host that stopped beating is dead
+ROUGE_COLUMNS = ("rouge1", "rouge2", "rougeL", "rougeLsum")
+
+
+# Datasets ------------------------------------------------------------------------------------
+
+
+def save_dataset(*, session: Session, dataset: Dataset, replace: bool = False) -> int:
+    """Store a dataset whole; a name already taken is refused unless `replace`."""
+    existing = session.scalar(select(DatasetRecord).where(DatasetRecord.name == dataset.name))
+    if existing is not None:
+        if not replace:
+            raise PromptLabError(f"A dataset named '{dataset.name}' exists already.")
+        session.delete(existing)
+        session.flush()
+    record = DatasetRecord(
+        name=dataset.name,
+        source=dataset.source,
+        input_column=dataset.input_column,
+        reference_column=dataset.reference_column,
+        examples=[
+            ExampleRecord(
+                key=ex.id, position=i, input=ex.input, reference=ex.reference, split=ex.split
+            )
+            for i, ex in enumerate(dataset.examples)
+        ],
+    )
+    session.add(record)
+    session.flush()
+    return record.id
+
+
+def load_dataset(*, session: Session, name: str) -> Dataset:
+    record = session.scalar(select(DatasetRecord).where(DatasetRecord.name == name))
+    if record is None:
+        known = ", ".join(list_dataset_names(session=session)) or "none yet"
+        raise PromptLabError(f"There is no dataset '{name}'. Datasets: {known}.")
+    examples = tuple(Example(e.key, e.input, e.reference, e.split) for e in record.examples)
+    return Dataset(
+        record.name, examples, record.source, record.input_column, record.reference_column
+    )
+
+
+def list_dataset_names(*, session: Session) -> list[str]:
+    return list(session.scalars(select(DatasetRecord.name).order_by(DatasetRecord.name)))
+
+
+@dataclass(frozen=True)
+class DatasetSummary:
+    name: str
+    source: str
+    examples: int
+    with_reference: int
+    splits: dict[str, int]
+    created_at: datetime
+
+
+def list_datasets(*, session: Session) -> list[DatasetSummary]:
+    rows = session.execute(
+        select(
+            DatasetRecord.name,
+            DatasetRecord.source,
+            DatasetRecord.created_at,
+            ExampleRecord.split,
+            func.count(ExampleRecord.id),
+            func.count(ExampleRecord.reference),
+        )
+        .join(ExampleRecord, isouter=True)
+        .group_by(DatasetRecord.id, ExampleRecord.split)
+        .order_by(DatasetRecord.name)
+    ).all()
+    summaries: dict[str, dict[str, Any]] = {}
+    for name, source, created, split, count, with_ref in rows:
+        entry = summaries.setdefault(
+            name, dict(source=source, created_at=created, examples=0, with_reference=0, splits={})
+        )
+        entry["examples"] += count
+        entry["with_reference"] += with_ref
+        if split:
+            entry["splits"][split] = count
+    return [DatasetSummary(name=name, **entry) for name, entry in summaries.items()]
+
+
+def delete_dataset(*, session: Session, name: str) -> None:
+    record = session.scalar(select(DatasetRecord).where(DatasetRecord.name == name))
+    if record is None:
+        raise PromptLabError(f"There is no dataset '{name}'.")
+    session.delete(record)
+
+
+# Prompt designs and studies --------------------------------------------------------------------
+
+
+def design_id(*, session: Session, design: dict[str, Any]) -> int:
+    """The id of this design, stored once however many experiments use it."""
+    fingerprint = hashlib.sha256(json.dumps(design, sort_keys=True).encode()).hexdigest()
+    record = session.scalar(
+        select(PromptDesignRecord).where(PromptDesignRecord.fingerprint == fingerprint)
+    )
+    if record is None:
+        record = PromptDesignRecord(fingerprint=fingerprint, design=design)
+        session.add(record)
+        session.flush()
+    return record.id
+
+
+def create_study(
+    *, session: Session, name: str, base_spec: dict[str, Any], variations: dict[str, Any]
+) -> int:
+    record = StudyRecord(name=name, base_spec=base_spec, variations=variations)
+    session.add(record)
+    session.flush()
+    return record.id
+
+
+# Experiments ------------------------------------------------------------------------------------
+
+
+def create_experiment(*, session: Session, **fields: Any) -> int:
+    record = ExperimentRecord(**fields)
+    session.add(record)
+    session.flush()
+    return record.id
+
+
+def get_experiment(*, session: Session, experiment_id: int) -> ExperimentRecord:
+    record = session.get(ExperimentRecord, experiment_id)
+    if record is None:
+        raise PromptLabError(f"There is no experiment {experiment_id}.")
+    return record
+
+
+def update_experiment(*, session: Session, experiment_id: int, **fields: Any) -> None:
+    session.execute(
+        update(ExperimentRecord).where(ExperimentRecord.id == experiment_id).values(**fields)
+    )
+
+
+def delete_experiments(*, session: Session, experiment_ids: Sequence[int]) -> int:
+    missing = set(experiment_ids) - set(
+        session.scalars(select(ExperimentRecord.id).where(ExperimentRecord.id.in_(experiment_ids)))
+    )
+    if missing:
+        raise PromptLabError(f"There is no experiment {', '.join(map(str, sorted(missing)))}.")
+    # Results go first explicitly: SQLite enforces ON DELETE CASCADE only with foreign_keys on.
+    session.execute(delete(ResultRecord).where(ResultRecord.experiment_id.in_(experiment_ids)))
+    done = session.execute(delete(ExperimentRecord).where(ExperimentRecord.id.in_(experiment_ids)))
+    return done.rowcount
+
+
+def mark_stale_runs(*, session: Session) -> list[int]:
+    """Experiments still marked running whose process is gone become interrupted."""
+    here = socket.gethostname()
+    stale = []
+    for record in session.scalars(
+        select(ExperimentRecord).where(ExperimentRecord.status == "running")
+    ):
+        if record.host == here and record.pid is not None:
+            dead = not _process_alive(record.pid)
+        else:
+            beat = record.heartbeat_at or record.started_at or record.created_at
+            dead = beat is None or _aware(beat) < utcnow() - STALE_AFTER
+        if dead:
+            record.status = "interrupted"
+            stale.append(record.id)
+    return stale
+
+
+def _aware(moment: datetime) -> datetime:
+    # SQLite hands datetimes back without their zone; they were stored in UTC.
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, but another user's
+        return True
+    return True
+
+
+# Results ---------------------------------------------------------------------------------------
+
+
+def add_results(*, session: Session, experiment_id: int, results: Iterable[dict[str, Any]]) -> int:
+    """Store a batch of results and the experiment's progress; the caller commits."""
+    records = [ResultRecord(experiment_id=experiment_id, **fields) for fields in results]
+    session.add_all(records)
+    session.flush()
+    done = session.scalar(
+        select(func.count(ResultRecord.id)).where(ResultRecord.experiment_id == experiment_id)
+    )
+    update_experiment(
+        session=session, experiment_id=experiment_id, n_done=done, heartbeat_at=utcnow()
+    )
+    return done
+
+
+def finished_keys(*, session: Session, experiment_id: int) -> set[str]:
+    return set(
+        session.scalars(
+            select(ResultRecord.example_key).where(ResultRecord.experiment_id == experiment_id)
+        )
+    )
+
+
+def results_of(*, session: Session, experiment_id: int) -> list[ResultRecord]:
+    return list(
+        session.scalars(
+            select(ResultRecord)
+            .where(ResultRecord.experiment_id == experiment_id)
+            .order_by(ResultRecord.position)
+        )
+    )
+
+
+def rouge_scores(*, session: Session, experiment_id: int) -> dict[str, list[float]]:
+    """Per-example ROUGE of the scored results, in example order."""
+    rows = session.execute(
+        select(*(getattr(ResultRecord, c) for c in ROUGE_COLUMNS))
+        .where(ResultRecord.experiment_id == experiment_id, ResultRecord.rouge1.is_not(None))
+        .order_by(ResultRecord.position)
+    ).all()
+    return {c: [row[i] for row in rows] for i, c in enumerate(ROUGE_COLUMNS)}
+
+
+# Listing ---------------------------------------------------------------------------------------
+
+
+def list_experiments(
+    *,
+    session: Session,
+    model: str | None = None,
+    dataset: str | None = None,
+    study_id: int | None = None,
+    status: str | None = None,
+    since: datetime | None = None,
+    ids: Sequence[int] | None = None,
+) -> list[ExperimentRecord]:
+    """Experiments, newest first; results are not loaded."""
+    query = select(ExperimentRecord).order_by(ExperimentRecord.id.desc())
+    if model:
+        query = query.where(ExperimentRecord.model_id == model)
+    if dataset:
+        query = query.where(ExperimentRecord.dataset_name == dataset)
+    if study_id is not None:
+        query = query.where(ExperimentRecord.study_id == study_id)
+    if status:
+        query = query.where(ExperimentRecord.status == status)
+    if since is not None:
+        query = query.where(ExperimentRecord.created_at >= since)
+    if ids is not None:
+        query = query.where(ExperimentRecord.id.in_(ids))
+    return list(session.scalars(query))

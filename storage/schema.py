@@ -1,0 +1,171 @@
+"""The whole store's schema: datasets and examples, prompt designs, studies, experiments and
+their per-example results."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+# Named constraints, so that migrations can alter them on SQLite (batch mode) and PostgreSQL.
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+STATUSES = ("pending", "running", "completed", "interrupted", "failed")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class DatasetRecord(Base):
+    __tablename__ = "datasets"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    source: Mapped[str] = mapped_column(Text, default="")
+    input_column: Mapped[str] = mapped_column(String(200))
+    reference_column: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    examples: Mapped[list[ExampleRecord]] = relationship(
+        back_populates="dataset",
+        cascade="all, delete-orphan",
+        order_by="ExampleRecord.position",
+        passive_deletes=True,
+    )
+
+
+class ExampleRecord(Base):
+    __tablename__ = "examples"
+    __table_args__ = (UniqueConstraint("dataset_id", "key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(
+        ForeignKey("datasets.id", ondelete="CASCADE"), index=True
+    )
+    key: Mapped[str] = mapped_column(String(200))  # the example's id within its dataset
+    position: Mapped[int] = mapped_column(Integer)
+    input: Mapped[str] = mapped_column(Text)
+    reference: Mapped[str | None] = mapped_column(Text)
+    split: Mapped[str | None] = mapped_column(String(50))
+    dataset: Mapped[DatasetRecord] = relationship(back_populates="examples")
+
+
+class PromptDesignRecord(Base):
+    """Each distinct design once; experiments also keep a full copy of theirs."""
+
+    __tablename__ = "prompt_designs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64), unique=True)
+    design: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class StudyRecord(Base):
+    """The experiments of one sweep, all run on the same examples."""
+
+    __tablename__ = "studies"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    base_spec: Mapped[dict[str, Any]]
+    variations: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    experiments: Mapped[list[ExperimentRecord]] = relationship(back_populates="study")
+
+
+class ExperimentRecord(Base):
+    __tablename__ = "experiments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    label: Mapped[str] = mapped_column(String(300), default="")
+    study_id: Mapped[int | None] = mapped_column(
+        ForeignKey("studies.id", ondelete="SET NULL"), index=True
+    )
+    dataset_name: Mapped[str] = mapped_column(String(200), index=True)
+    split: Mapped[str | None] = mapped_column(String(50))
+    example_keys: Mapped[list[Any]]  # exactly the examples evaluated, in order
+    design_id: Mapped[int | None] = mapped_column(ForeignKey("prompt_designs.id"))
+    spec: Mapped[dict[str, Any]]  # the whole run spec: enough to run it again
+    design: Mapped[dict[str, Any]]
+    settings: Mapped[dict[str, Any]]
+    model_id: Mapped[str] = mapped_column(String(500), index=True)
+    model_revision: Mapped[str | None] = mapped_column(String(200))
+    device: Mapped[str | None] = mapped_column(String(50))
+    dtype: Mapped[str | None] = mapped_column(String(50))
+    seed: Mapped[int] = mapped_column(Integer, default=0)
+    library_versions: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    backend: Mapped[str] = mapped_column(String(50), default="local")
+    status: Mapped[str] = mapped_column(String(20), default="pending", index=True)
+    error: Mapped[str | None] = mapped_column(Text)
+    aggregates: Mapped[dict[str, Any]] = mapped_column(default=dict)  # type -> mean, CI, n
+    n_examples: Mapped[int] = mapped_column(Integer, default=0)
+    n_done: Mapped[int] = mapped_column(Integer, default=0)
+    pid: Mapped[int | None] = mapped_column(Integer)  # of the process running it, to spot kills
+    host: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    study: Mapped[StudyRecord | None] = relationship(back_populates="experiments")
+    results: Mapped[list[ResultRecord]] = relationship(
+        back_populates="experiment",
+        cascade="all, delete-orphan",
+        order_by="ResultRecord.position",
+        passive_deletes=True,
+    )
+
+
+class ResultRecord(Base):
+    __tablename__ = "results"
+    __table_args__ = (UniqueConstraint("experiment_id", "example_key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    experiment_id: Mapped[int] = mapped_column(
+        ForeignKey("experiments.id", ondelete="CASCADE"), index=True
+    )
+    example_key: Mapped[str] = mapped_column(String(200))
+    position: Mapped[int] = mapped_column(Integer)
+    prompt: Mapped[str] = mapped_column(Text)  # exactly what the model received
+    output: Mapped[str] = mapped_column(Text)
+    reference: Mapped[str | None] = mapped_column(Text)
+    rouge1: Mapped[float | None] = mapped_column(Float)
+    rouge2: Mapped[float | None] = mapped_column(Float)
+    rougeL: Mapped[float | None] = mapped_column(Float)  # noqa: N815 - the metric's own name
+    rougeLsum: Mapped[float | None] = mapped_column(Float)  # noqa: N815
+    prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    new_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    finish_reason: Mapped[str] = mapped_column(String(20))  # eos, stop, length or error
+    stop_string: Mapped[str | None] = mapped_column(Text)
+    latency_s: Mapped[float] = mapped_column(Float, default=0.0)
+    shots: Mapped[list[Any]] = mapped_column(default=list)
+    dropped_shots: Mapped[list[Any]] = mapped_column(default=list)
+    truncated_input_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    batch_size: Mapped[int] = mapped_column(Integer, default=1)
+    batch_index: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    experiment: Mapped[ExperimentRecord] = relationship(back_populates="results")
