@@ -1,0 +1,132 @@
+"""The store: migrations at start, SQLite settings, datasets, stale runs and deletion."""
+
+import os
+import socket
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import inspect, text
+
+from core.data import Dataset, Example, load_builtin
+from core.errors import PromptLabError
+from storage import queries
+from storage.db import get_engine, session_scope
+from storage.schema import utcnow
+
+
+@pytest.fixture
+def db(tmp_path):
+    return f"sqlite:///{tmp_path}/store.sqlite"
+
+
+def test_first_use_creates_the_schema_through_migrations(db):
+    engine = get_engine(db)
+    tables = set(inspect(engine).get_table_names())
+    assert {"datasets", "examples", "experiments", "results", "studies", "prompt_designs"} <= tables
+    with engine.connect() as conn:
+        assert conn.execute(text("select version_num from alembic_version")).scalar() == "0001"
+        assert conn.execute(text("pragma journal_mode")).scalar() == "wal"
+        assert conn.execute(text("pragma busy_timeout")).scalar() == 5000
+        assert conn.execute(text("pragma foreign_keys")).scalar() == 1
+
+
+def test_dataset_round_trip_keeps_order_splits_and_references(db):
+    builtin = load_builtin()
+    with session_scope(db) as session:
+        queries.save_dataset(session=session, dataset=builtin)
+    with session_scope(db) as session:
+        loaded = queries.load_dataset(session=session, name=builtin.name)
+        summary = queries.list_datasets(session=session)[0]
+    assert loaded.examples == builtin.examples
+    assert summary.splits == {"pool": 16, "eval": len(builtin.examples) - 16}
+
+
+def test_dataset_name_taken_is_refused_unless_replacing(db):
+    small = Dataset("mine", (Example("1", "a", "b"),))
+    with session_scope(db) as session:
+        queries.save_dataset(session=session, dataset=small)
+    with pytest.raises(PromptLabError, match="exists already"), session_scope(db) as session:
+        queries.save_dataset(session=session, dataset=small)
+    bigger = Dataset("mine", (Example("1", "a", "b"), Example("2", "c", "d")))
+    with session_scope(db) as session:
+        queries.save_dataset(session=session, dataset=bigger, replace=True)
+    with session_scope(db) as session:
+        assert len(queries.load_dataset(session=session, name="mine").examples) == 2
+
+
+def test_unknown_dataset_lists_the_known_ones(db):
+    with session_scope(db) as session:
+        queries.save_dataset(session=session, dataset=Dataset("alpha", (Example("1", "a", "b"),)))
+    with pytest.raises(PromptLabError, match="no dataset 'beta'. Datasets: alpha"):
+        with session_scope(db) as session:
+            queries.load_dataset(session=session, name="beta")
+
+
+def _experiment(session, **fields):
+    defaults = dict(
+        dataset_name="d", example_keys=["1"], spec={}, design={}, settings={}, model_id="m"
+    )
+    return queries.create_experiment(session=session, **{**defaults, **fields})
+
+
+def test_runs_whose_process_died_are_marked_interrupted(db):
+    with session_scope(db) as session:
+        dead = _experiment(session, status="running", pid=2**22 + 12345, host=socket.gethostname())
+        alive = _experiment(session, status="running", pid=os.getpid(), host=socket.gethostname())
+        far_old = _experiment(
+            session, status="running", host="elsewhere", heartbeat_at=utcnow() - timedelta(hours=1)
+        )
+        far_new = _experiment(session, status="running", host="elsewhere", heartbeat_at=utcnow())
+    with session_scope(db) as session:
+        assert sorted(queries.mark_stale_runs(session=session)) == sorted([dead, far_old])
+    with session_scope(db) as session:
+        statuses = {e.id: e.status for e in queries.list_experiments(session=session, status=None)}
+    assert statuses == {
+        dead: "interrupted",
+        alive: "running",
+        far_old: "interrupted",
+        far_new: "running",
+    }
+
+
+def test_deleting_experiments_removes_their_results(db):
+    with session_scope(db) as session:
+        keep, drop = _experiment(session), _experiment(session)
+        for experiment_id in (keep, drop):
+            queries.add_results(
+                session=session,
+                experiment_id=experiment_id,
+                results=[
+                    dict(example_key="1", position=0, prompt="p", output="o", finish_reason="eos")
+                ],
+            )
+    with session_scope(db) as session:
+        assert queries.delete_experiments(session=session, experiment_ids=[drop]) == 1
+    with session_scope(db) as session:
+        assert queries.finished_keys(session=session, experiment_id=drop) == set()
+        assert queries.finished_keys(session=session, experiment_id=keep) == {"1"}
+        with pytest.raises(PromptLabError, match="no experiment 999"):
+            queries.delete_experiments(session=session, experiment_ids=[keep, 999])
+
+
+def test_a_result_is_stored_once_per_example(db):
+    from sqlalchemy.exc import IntegrityError
+
+    row = dict(example_key="1", position=0, prompt="p", output="o", finish_reason="eos")
+    with session_scope(db) as session:
+        experiment_id = _experiment(session)
+        queries.add_results(session=session, experiment_id=experiment_id, results=[row])
+    with pytest.raises(IntegrityError), session_scope(db) as session:
+        queries.add_results(session=session, experiment_id=experiment_id, results=[row])
+
+
+@pytest.mark.parametrize(
+    "url, message",
+    [
+        ("not a url", "is not a database URL"),
+        ("sqlite:////no/such/folder/x.sqlite", "folder for the database does not exist"),
+    ],
+)
+def test_bad_database_urls_get_a_message(url, message):
+    with pytest.raises(PromptLabError, match=message):
+        get_engine(url)
