@@ -1,16 +1,19 @@
 """The Playground page in Streamlit's AppTest, on the real embedded model."""
 
+from pathlib import Path
+
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from core import models
 
 pytestmark = pytest.mark.slow
+APP = str(Path(__file__).resolve().parents[2] / "app.py")
 
 
 @pytest.fixture
 def app():
-    at = AppTest.from_file("app.py", default_timeout=120)
+    at = AppTest.from_file(APP, default_timeout=120)
     yield at
     models.unload()
 
