@@ -10,6 +10,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError
+
 from core import models
 from core.data import BUILTIN_NAME, Dataset, Example, load_builtin
 from core.errors import PromptLabError
@@ -85,9 +87,14 @@ def examples_for(spec: RunSpec, dataset: Dataset) -> tuple[list[Example], list[E
 
 def get_dataset(name: str, *, db_url: str | None = None) -> Dataset:
     """A stored dataset; the built-in one is stored on first use."""
+    if name == BUILTIN_NAME:
+        try:
+            with session_scope(db_url) as session:
+                if name not in queries.list_dataset_names(session=session):
+                    queries.save_dataset(session=session, dataset=load_builtin())
+        except IntegrityError:  # another process stored it first: theirs is the same data
+            pass
     with session_scope(db_url) as session:
-        if name == BUILTIN_NAME and name not in queries.list_dataset_names(session=session):
-            queries.save_dataset(session=session, dataset=load_builtin())
         return queries.load_dataset(session=session, name=name)
 
 
