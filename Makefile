@@ -31,6 +31,7 @@ test-fast: setup
 bench: setup
 	$(PY) -m bench.model_load
 	$(PY) -m bench.generation
+	$(PY) -m bench.store
 
 lint: setup
 	$(VENV)/bin/ruff check .
