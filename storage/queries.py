@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core.data import Dataset, Example
@@ -125,11 +126,17 @@ def design_id(*, session: Session, design: dict[str, Any]) -> int:
     record = session.scalar(
         select(PromptDesignRecord).where(PromptDesignRecord.fingerprint == fingerprint)
     )
-    if record is None:
-        record = PromptDesignRecord(fingerprint=fingerprint, design=design)
-        session.add(record)
-        session.flush()
-    return record.id
+    if record is not None:
+        return record.id
+    try:
+        with session.begin_nested():  # another process may store the same design meanwhile
+            record = PromptDesignRecord(fingerprint=fingerprint, design=design)
+            session.add(record)
+        return record.id
+    except IntegrityError:
+        return session.scalar(
+            select(PromptDesignRecord.id).where(PromptDesignRecord.fingerprint == fingerprint)
+        )
 
 
 def create_study(

@@ -130,3 +130,20 @@ def test_a_result_is_stored_once_per_example(db):
 def test_bad_database_urls_get_a_message(url, message):
     with pytest.raises(PromptLabError, match=message):
         get_engine(url)
+
+
+def test_a_design_stored_meanwhile_by_another_process_is_reused(db):
+    design = {"shots": 1, "instruction": "x"}
+    with session_scope(db) as other:
+        theirs = queries.design_id(session=other, design=design)
+    with session_scope(db) as session:
+        # This session's lookup found nothing before the other process committed.
+        original = session.scalar
+        calls = []
+
+        def first_lookup_misses(statement, *args, **kwargs):
+            calls.append(statement)
+            return None if len(calls) == 1 else original(statement, *args, **kwargs)
+
+        session.scalar = first_lookup_misses
+        assert queries.design_id(session=session, design=design) == theirs
