@@ -14,7 +14,7 @@ from core.data import load_builtin
 from core.generation import generate
 from core.models import ModelRequest, load_model
 from core.prompts import PRESETS
-from core.rendering import render_prompt
+from core.rendering import render_for_model
 from core.settings import GenerationSettings
 
 
@@ -54,13 +54,7 @@ def main() -> None:
     data = load_builtin()
     settings = GenerationSettings(max_new_tokens=160)  # room to finish: outputs end at EOS
     prompts = [
-        render_prompt(
-            PRESETS["instruction"],
-            ex,
-            tokenizer=loaded.tokenizer,
-            context_window=loaded.context_window,
-            max_new_tokens=settings.max_new_tokens,
-        )
+        render_for_model(loaded, PRESETS["instruction"], ex, max_new_tokens=settings.max_new_tokens)
         for ex in data.eval[: args.prompts]
     ]
     print(

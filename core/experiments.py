@@ -18,7 +18,7 @@ from core.errors import PromptLabError
 from core.generation import Output, generate_batches
 from core.models import ModelRequest
 from core.prompts import PRESETS, PromptDesign, RenderedPrompt
-from core.rendering import render_prompt
+from core.rendering import render_for_model
 from core.scoring import RougeOptions, mean_bootstrap_ci, score_rouge
 from core.settings import GenerationSettings
 from storage import queries
@@ -172,7 +172,7 @@ def execute(
     should_stop: StopCheck | None = None,
 ) -> str:
     """Generate, score and store every unfinished example; returns the final status."""
-    spec, todo, done, total = _start(experiment_id, db_url)
+    spec, todo, pool, done, total = _start(experiment_id, db_url)
     try:
         loaded = models.get_model(spec.model)
         _update(
@@ -183,7 +183,7 @@ def execute(
             dtype=loaded.dtype,
             library_versions=library_versions(),
         )
-        prompts, where, done = _render_all(experiment_id, spec, todo, loaded, done, db_url)
+        prompts, where, done = _render_all(experiment_id, spec, todo, pool, loaded, done, db_url)
         if on_progress:
             on_progress(done, total)
         for indices, outputs in generate_batches(
@@ -229,24 +229,17 @@ def _start(experiment_id: int, db_url: str | None):
             f"Dataset '{spec.dataset}' no longer has example(s) {', '.join(missing[:5])}."
         )
     todo = [(keys.index(k), by_id[k]) for k in keys if k not in finished]
-    return spec, todo, len(finished), len(keys)
+    return spec, todo, list(dataset.pool), len(finished), len(keys)
 
 
-def _render_all(experiment_id, spec, todo, loaded, done, db_url):
+def _render_all(experiment_id, spec, todo, pool, loaded, done, db_url):
     """Prompts for the examples still to do, and where each sits in the experiment with its
     reference; an example that cannot be rendered is stored as failed."""
-    pool = list(get_dataset(spec.dataset, db_url=db_url).pool)
     prompts, failed, where = [], [], {}
     for position, example in todo:
         try:
-            prompt = render_prompt(
-                spec.design,
-                example,
-                pool,
-                tokenizer=loaded.tokenizer,
-                context_window=loaded.context_window,
-                max_new_tokens=spec.settings.max_new_tokens,
-                encoder_decoder=loaded.kind == "seq2seq",
+            prompt = render_for_model(
+                loaded, spec.design, example, pool, max_new_tokens=spec.settings.max_new_tokens
             )
         except PromptLabError as exc:
             failed.append(_failed_result(position, example, str(exc)))

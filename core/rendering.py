@@ -43,6 +43,26 @@ def render_prompt(
     )
 
 
+def render_for_model(
+    loaded: Any,
+    design: PromptDesign,
+    target: Example,
+    pool: Sequence[Example] = (),
+    *,
+    max_new_tokens: int,
+) -> RenderedPrompt:
+    """render_prompt with the tokenizer, context window and kind of a loaded model."""
+    return render_prompt(
+        design,
+        target,
+        pool,
+        tokenizer=loaded.tokenizer,
+        context_window=loaded.context_window,
+        max_new_tokens=max_new_tokens,
+        encoder_decoder=loaded.kind == "seq2seq",
+    )
+
+
 def _fit(design, target, shots, rendered, tokenizer, budget, window) -> RenderedPrompt:
     over = rendered.prompt_tokens - budget
     if over <= 0:

@@ -6,7 +6,7 @@ from core.data import load_builtin
 from core.errors import PromptLabError
 from core.models import EMBEDDED, ModelRequest, get_model
 from core.prompts import PRESETS, PromptDesign
-from core.rendering import render_prompt
+from core.rendering import render_for_model
 from core.scoring import RougeOptions, score_rouge
 from core.settings import GenerationSettings
 from core.streaming import TokenStream
@@ -61,14 +61,8 @@ with shown_errors():
     )
     with st.spinner("Loading the model…"):
         loaded = get_model(ModelRequest(model_id))
-    prompt = render_prompt(
-        design,
-        example,
-        data.pool,
-        tokenizer=loaded.tokenizer,
-        context_window=loaded.context_window,
-        max_new_tokens=settings.max_new_tokens,
-        encoder_decoder=loaded.kind == "seq2seq",
+    prompt = render_for_model(
+        loaded, design, example, data.pool, max_new_tokens=settings.max_new_tokens
     )
     for note in prompt.notes:
         st.warning(note)

@@ -12,7 +12,7 @@ from core.data import load_builtin
 from core.generation import generate
 from core.models import EMBEDDED, ModelRequest, embedded_gguf_path, load_model
 from core.prompts import PRESETS
-from core.rendering import render_prompt
+from core.rendering import render_for_model
 from core.scoring import RougeOptions, score_rouge
 from core.settings import GenerationSettings
 from core.streaming import TokenStream
@@ -24,13 +24,8 @@ GREEDY = GenerationSettings(max_new_tokens=40)
 
 
 def render(loaded, design, example, settings=GREEDY):
-    return render_prompt(
-        design,
-        example,
-        DATA.pool,
-        tokenizer=loaded.tokenizer,
-        context_window=loaded.context_window,
-        max_new_tokens=settings.max_new_tokens,
+    return render_for_model(
+        loaded, design, example, DATA.pool, max_new_tokens=settings.max_new_tokens
     )
 
 

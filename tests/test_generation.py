@@ -9,7 +9,7 @@ from core.errors import PromptLabError
 from core.generation import PRUNE_EVERY, generate
 from core.models import ModelRequest, load_model
 from core.prompts import PromptDesign
-from core.rendering import render_prompt
+from core.rendering import render_for_model
 from core.settings import GenerationSettings
 from core.streaming import TokenStream, _release
 
@@ -36,13 +36,8 @@ def tiny(request, tiny_causal_dir, tiny_t5_dir):
 
 def prompts_for(loaded, inputs=INPUTS):
     return [
-        render_prompt(
-            DESIGN,
-            Example(f"e{i}", text),
-            tokenizer=loaded.tokenizer,
-            context_window=loaded.context_window,
-            max_new_tokens=GREEDY.max_new_tokens,
-            encoder_decoder=loaded.kind == "seq2seq",
+        render_for_model(
+            loaded, DESIGN, Example(f"e{i}", text), max_new_tokens=GREEDY.max_new_tokens
         )
         for i, text in enumerate(inputs)
     ]
