@@ -1,0 +1,5 @@
+"""Compare page (being built)."""
+
+import streamlit as st
+
+st.title("Compare")

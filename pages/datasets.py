@@ -1,0 +1,5 @@
+"""Datasets page (being built)."""
+
+import streamlit as st
+
+st.title("Datasets")

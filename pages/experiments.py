@@ -1,0 +1,5 @@
+"""Experiments page (being built)."""
+
+import streamlit as st
+
+st.title("Experiments")
