@@ -43,6 +43,7 @@ class RunSpec:
     rouge: RougeOptions = field(default_factory=RougeOptions.lab)  # as the classic lab scores
     batch_size: int | None = None  # None: chosen for the device
     label: str = ""
+    pool_dataset: str | None = None  # None: shots come from `dataset`'s pool
 
     def __post_init__(self) -> None:
         if self.limit is not None and self.limit < 1:
@@ -74,7 +75,7 @@ class RunSpec:
 
 
 def examples_for(spec: RunSpec, dataset: Dataset) -> tuple[list[Example], list[Example]]:
-    """(the examples to evaluate, the pool that shots come from)."""
+    """(the examples to evaluate, the pool of `dataset` that shots come from)."""
     chosen = list(dataset.split(spec.split) if spec.split else dataset.examples)
     if spec.split and not chosen:
         raise PromptLabError(f"Dataset '{dataset.name}' has no '{spec.split}' split.")
@@ -155,13 +156,25 @@ def resume(experiment_id: int, **kwargs: Any) -> str:
 
 def rerun(experiment_id: int, **kwargs: Any) -> int:
     """Run a stored experiment again, as a new experiment on the same examples."""
-    db_url = kwargs.get("db_url")
+    new_id = copy(experiment_id, db_url=kwargs.get("db_url"))
+    execute(new_id, **kwargs)
+    return new_id
+
+
+def copy(experiment_id: int, *, db_url: str | None = None) -> int:
+    """A new pending experiment with a stored one's spec, examples and study."""
     with session_scope(db_url) as session:
         record = queries.get_experiment(session=session, experiment_id=experiment_id)
         spec, keys, study_id = RunSpec.from_dict(record.spec), record.example_keys, record.study_id
-    new_id = create(spec, db_url=db_url, study_id=study_id, example_keys=keys)
-    execute(new_id, **kwargs)
-    return new_id
+    return create(spec, db_url=db_url, study_id=study_id, example_keys=keys)
+
+
+def stored_spec(experiment_id: int, *, db_url: str | None = None) -> RunSpec:
+    """The spec an experiment was run with, e.g. to pre-fill a form that changes one thing."""
+    with session_scope(db_url) as session:
+        return RunSpec.from_dict(
+            queries.get_experiment(session=session, experiment_id=experiment_id).spec
+        )
 
 
 def execute(
@@ -204,6 +217,40 @@ def execute(
     return "completed"
 
 
+def record_outputs(
+    experiment_id: int,
+    spec: RunSpec,
+    pairs: Sequence[tuple[Example, RenderedPrompt, Output]],
+    loaded: models.LoadedModel,
+    *,
+    db_url: str | None = None,
+) -> None:
+    """Store outputs generated outside `execute` (the Playground's streamed runs) and complete
+    the experiment, so they are found, compared and exported like any other."""
+    position = {key: i for i, key in enumerate(_keys_of(experiment_id, db_url))}
+    _update(
+        db_url,
+        experiment_id,
+        status="running",
+        started_at=utcnow(),
+        model_revision=loaded.revision,
+        device=loaded.device,
+        dtype=loaded.dtype,
+        library_versions=library_versions(),
+    )
+    where = {ex.id: (position[ex.id], ex.reference) for ex, _, _ in pairs}
+    prompts = [replace(prompt, example_id=ex.id) for ex, prompt, _ in pairs]
+    _store_batch(experiment_id, spec, prompts, [out for _, _, out in pairs], where, db_url)
+    _finish(experiment_id, spec, db_url)
+
+
+def _keys_of(experiment_id: int, db_url: str | None) -> list[str]:
+    with session_scope(db_url) as session:
+        return list(
+            queries.get_experiment(session=session, experiment_id=experiment_id).example_keys
+        )
+
+
 def _start(experiment_id: int, db_url: str | None):
     with session_scope(db_url) as session:
         record = queries.get_experiment(session=session, experiment_id=experiment_id)
@@ -222,6 +269,7 @@ def _start(experiment_id: int, db_url: str | None):
             finished_at=None,
         )
     dataset = get_dataset(spec.dataset, db_url=db_url)
+    pool = pool_of(spec, dataset, db_url=db_url)
     by_id = {ex.id: ex for ex in dataset.examples}
     missing = [k for k in keys if k not in by_id]
     if missing:
@@ -229,7 +277,14 @@ def _start(experiment_id: int, db_url: str | None):
             f"Dataset '{spec.dataset}' no longer has example(s) {', '.join(missing[:5])}."
         )
     todo = [(keys.index(k), by_id[k]) for k in keys if k not in finished]
-    return spec, todo, list(dataset.pool), len(finished), len(keys)
+    return spec, todo, pool, len(finished), len(keys)
+
+
+def pool_of(spec: RunSpec, dataset: Dataset, *, db_url: str | None = None) -> list[Example]:
+    """The examples shots are drawn from: `dataset`'s pool, or another dataset's."""
+    if spec.pool_dataset and spec.pool_dataset != dataset.name:
+        return list(get_dataset(spec.pool_dataset, db_url=db_url).pool)
+    return list(dataset.pool)
 
 
 def _render_all(experiment_id, spec, todo, pool, loaded, done, db_url):

@@ -95,8 +95,23 @@ def run_sweep(
     on_progress: Callable[[int, int], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> tuple[int, list[int]]:
-    """Create the study and all its experiments up front (on one set of examples), then run
-    them in turn; a stop leaves the rest pending, to resume later. Returns (study, experiments)."""
+    """Create the study and all its experiments, then run them in turn; a stop leaves the rest
+    pending, to resume later. Returns (study, experiments)."""
+    specs = sweep.expand()
+    study_id, ids = create_sweep(sweep, db_url=db_url)
+    for number, (experiment_id, spec) in enumerate(zip(ids, specs, strict=True), start=1):
+        if on_experiment:
+            on_experiment(number, experiment_id, spec)
+        status = experiments.execute(
+            experiment_id, db_url=db_url, on_progress=on_progress, should_stop=should_stop
+        )
+        if status != "completed":
+            break
+    return study_id, ids
+
+
+def create_sweep(sweep: Sweep, *, db_url: str | None = None) -> tuple[int, list[int]]:
+    """The study and all its experiments, pending, up front and on one set of examples."""
     specs = sweep.expand()
     dataset = experiments.get_dataset(sweep.base.dataset, db_url=db_url)
     keys = [ex.id for ex in experiments.examples_for(sweep.base, dataset)[0]]
@@ -111,14 +126,6 @@ def run_sweep(
         experiments.create(spec, db_url=db_url, study_id=study_id, example_keys=keys)
         for spec in specs
     ]
-    for number, (experiment_id, spec) in enumerate(zip(ids, specs, strict=True), start=1):
-        if on_experiment:
-            on_experiment(number, experiment_id, spec)
-        status = experiments.execute(
-            experiment_id, db_url=db_url, on_progress=on_progress, should_stop=should_stop
-        )
-        if status != "completed":
-            break
     return study_id, ids
 
 

@@ -117,6 +117,48 @@ def delete_dataset(*, session: Session, name: str) -> None:
     session.delete(record)
 
 
+def add_example(*, session: Session, dataset_name: str, example: Example, source: str = "") -> None:
+    """Append one example to a dataset, creating the dataset if needed; a key already there is
+    kept as it is (keys of typed inputs are content hashes, so it is the same example)."""
+    dataset = session.scalar(select(DatasetRecord).where(DatasetRecord.name == dataset_name))
+    if dataset is None:
+        try:
+            with session.begin_nested():  # another session may create it meanwhile
+                dataset = DatasetRecord(
+                    name=dataset_name,
+                    source=source,
+                    input_column="input",
+                    reference_column="reference",
+                )
+                session.add(dataset)
+        except IntegrityError:
+            dataset = session.scalars(
+                select(DatasetRecord).where(DatasetRecord.name == dataset_name)
+            ).one()
+    taken = select(ExampleRecord.id).where(
+        ExampleRecord.dataset_id == dataset.id, ExampleRecord.key == example.id
+    )
+    if session.scalar(taken) is not None:
+        return
+    position = session.scalar(
+        select(func.count(ExampleRecord.id)).where(ExampleRecord.dataset_id == dataset.id)
+    )
+    try:
+        with session.begin_nested():
+            session.add(
+                ExampleRecord(
+                    dataset_id=dataset.id,
+                    key=example.id,
+                    position=position or 0,
+                    input=example.input,
+                    reference=example.reference,
+                    split=example.split,
+                )
+            )
+    except IntegrityError:  # stored by another session at the same moment
+        pass
+
+
 # Prompt designs and studies --------------------------------------------------------------------
 
 

@@ -1,0 +1,151 @@
+"""Background runs: experiments and sweeps executed in a thread of the app's process, with
+progress that any page or session can read and a cancel that keeps what is finished."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from core import experiments, sweeps
+from core.errors import PromptLabError
+from storage import queries
+from storage.db import session_scope
+
+log = logging.getLogger("prompt_lab.jobs")
+_ids = itertools.count(1)
+_jobs: dict[int, Job] = {}
+_lock = threading.Lock()
+
+
+@dataclass
+class Job:
+    """One run or sweep in progress; counters are written by its thread and read by pages."""
+
+    id: int
+    title: str
+    experiment_ids: list[int]
+    total: int  # examples across all its experiments
+    done: int = 0
+    done_at_start: int = 0  # finished before this job began (a resume), not counted for speed
+    current: int | None = None  # the experiment running now
+    status: str = "running"  # running, completed, cancelled, failed
+    error: str | None = None
+    study_id: int | None = None
+    started: float = field(default_factory=time.monotonic)
+    ended: float | None = None
+    _cancel: threading.Event = field(default_factory=threading.Event, repr=False)
+
+    @property
+    def finished(self) -> bool:
+        return self.status != "running"
+
+    def elapsed_s(self) -> float:
+        return (self.ended or time.monotonic()) - self.started
+
+    def remaining_s(self) -> float | None:
+        """Estimated from this job's own pace; None until one example has finished."""
+        fresh = self.done - self.done_at_start
+        if self.finished or fresh <= 0:
+            return None
+        return self.elapsed_s() / fresh * (self.total - self.done)
+
+    def cancel(self) -> None:
+        """Stop after the batch in progress; its results and everything before are kept."""
+        self._cancel.set()
+
+    @property
+    def cancelling(self) -> bool:
+        return self._cancel.is_set() and not self.finished
+
+
+def start_run(spec: experiments.RunSpec, *, db_url: str | None = None) -> Job:
+    """Create the experiment now (so a bad spec is refused at once) and run it in the background."""
+    experiment_id = experiments.create(spec, db_url=db_url)
+    return _launch(spec.label or "run", [experiment_id], db_url)
+
+
+def start_sweep(sweep: sweeps.Sweep, *, db_url: str | None = None) -> Job:
+    """Create the study and its experiments now, then run them one after another."""
+    study_id, ids = sweeps.create_sweep(sweep, db_url=db_url)
+    return _launch(sweep.name or f"study {study_id}", ids, db_url, study_id=study_id)
+
+
+def start_resume(experiment_ids: Sequence[int], *, db_url: str | None = None) -> Job:
+    """Finish stored experiments that are pending, interrupted or failed."""
+    with session_scope(db_url) as session:
+        queries.mark_stale_runs(session=session)
+        for experiment_id in experiment_ids:
+            status = queries.get_experiment(session=session, experiment_id=experiment_id).status
+            if status in ("completed", "running"):
+                raise PromptLabError(f"Experiment {experiment_id} is {status}; nothing to resume.")
+    return _launch(f"resume {', '.join(map(str, experiment_ids))}", list(experiment_ids), db_url)
+
+
+def start_rerun(experiment_id: int, *, db_url: str | None = None) -> Job:
+    """Run a stored experiment again, as a new experiment on the same examples."""
+    new_id = experiments.copy(experiment_id, db_url=db_url)
+    return _launch(f"re-run of {experiment_id}", [new_id], db_url)
+
+
+def get(job_id: int) -> Job | None:
+    return _jobs.get(job_id)
+
+
+def active() -> list[Job]:
+    """Jobs still running, oldest first."""
+    with _lock:
+        return [job for job in _jobs.values() if not job.finished]
+
+
+def _launch(title: str, ids: list[int], db_url: str | None, *, study_id: int | None = None) -> Job:
+    with session_scope(db_url) as session:
+        records = [queries.get_experiment(session=session, experiment_id=i) for i in ids]
+        total = sum(r.n_examples for r in records)
+        done = sum(len(queries.finished_keys(session=session, experiment_id=i)) for i in ids)
+    job = Job(next(_ids), title, ids, total, done, done, study_id=study_id)
+    with _lock:
+        _jobs[job.id] = job
+    worker = threading.Thread(target=_work, args=(job, db_url), name=f"job-{job.id}", daemon=True)
+    worker.start()
+    return job
+
+
+def _work(job: Job, db_url: str | None) -> None:
+    finished_before = 0  # examples of the experiments already run by this job
+    try:
+        for experiment_id in job.experiment_ids:
+            if job._cancel.is_set():
+                break
+            job.current = experiment_id
+            status = experiments.execute(
+                experiment_id,
+                db_url=db_url,
+                on_progress=_progress(job, finished_before),
+                should_stop=job._cancel.is_set,
+            )
+            if status != "completed":
+                break
+            with session_scope(db_url) as session:
+                finished_before += queries.get_experiment(
+                    session=session, experiment_id=experiment_id
+                ).n_examples
+        job.status = "cancelled" if job._cancel.is_set() else "completed"
+    except PromptLabError as exc:
+        job.status, job.error = "failed", str(exc)
+    except Exception:
+        log.exception("background job %s failed", job.id)
+        job.status = "failed"
+        job.error = "Something went wrong inside Prompt Lab; the details are in the app's log."
+    finally:
+        job.current, job.ended = None, time.monotonic()
+
+
+def _progress(job: Job, before: int) -> Callable[[int, int], None]:
+    def update(done: int, total: int) -> None:
+        job.done = before + done
+
+    return update

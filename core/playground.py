@@ -1,0 +1,52 @@
+"""Playground runs: one prompt streamed to the page, then stored as a one-example experiment,
+so that it can be found, re-run, compared and exported like any other."""
+
+from __future__ import annotations
+
+import hashlib
+
+from core import experiments
+from core.data import Example
+from core.errors import PromptLabError
+from core.generation import Output
+from core.models import LoadedModel
+from core.prompts import RenderedPrompt
+from storage import queries
+from storage.db import session_scope
+
+TYPED_DATASET = "playground"  # inputs typed into the Playground, kept so that runs can re-run
+LABEL = "playground"
+
+
+def typed_example(text: str, reference: str | None = None) -> Example:
+    """An input typed by hand; its id is a hash of its content, so retyping it finds it again."""
+    if not text.strip():
+        raise PromptLabError("Type an input for the model, or pick one from a dataset.")
+    reference = reference if reference and reference.strip() else None
+    digest = hashlib.sha256(f"{text}\0{reference or ''}".encode()).hexdigest()[:12]
+    return Example(f"typed-{digest}", text, reference, "eval")
+
+
+def store_run(
+    spec: experiments.RunSpec,
+    example: Example,
+    prompt: RenderedPrompt,
+    output: Output,
+    loaded: LoadedModel,
+    *,
+    db_url: str | None = None,
+) -> int:
+    """Store one streamed run as a completed experiment (scored when there is a reference)."""
+    if spec.dataset == TYPED_DATASET:
+        with session_scope(db_url) as session:
+            queries.add_example(
+                session=session,
+                dataset_name=TYPED_DATASET,
+                example=example,
+                source="inputs typed in the Playground",
+            )
+    experiment_id = experiments.create(spec, db_url=db_url, example_keys=[example.id])
+    experiments.record_outputs(
+        experiment_id, spec, [(example, prompt, output)], loaded, db_url=db_url
+    )
+    return experiment_id

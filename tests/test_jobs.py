@@ -1,0 +1,98 @@
+"""Background runs on a tiny real model and a real SQLite file: progress that a page can read,
+a cancel that keeps finished results, sweeps run one experiment after another."""
+
+import time
+
+import pytest
+
+from core import jobs
+from core.errors import PromptLabError
+from core.experiments import RunSpec
+from core.models import ModelRequest
+from core.prompts import PRESETS
+from core.settings import GenerationSettings
+from core.sweeps import Sweep
+from storage import queries
+from storage.db import session_scope
+
+
+@pytest.fixture
+def db(tmp_path):
+    return f"sqlite:///{tmp_path}/store.sqlite"
+
+
+@pytest.fixture
+def spec(tiny_causal_dir):
+    return RunSpec(
+        model=ModelRequest(str(tiny_causal_dir)),
+        design=PRESETS["flan"],
+        settings=GenerationSettings(max_new_tokens=4),
+        limit=4,
+        batch_size=1,
+    )
+
+
+def wait(job: jobs.Job, timeout: float = 60) -> jobs.Job:
+    end = time.monotonic() + timeout
+    while not job.finished:
+        assert time.monotonic() < end, f"job still {job.status} after {timeout} s"
+        time.sleep(0.05)
+    return job
+
+
+def statuses(db, ids):
+    with session_scope(db) as session:
+        return [queries.get_experiment(session=session, experiment_id=i).status for i in ids]
+
+
+def test_a_run_reports_progress_and_completes(db, spec):
+    job = wait(jobs.start_run(spec, db_url=db))
+    assert job.status == "completed" and job.error is None
+    assert (job.done, job.total) == (4, 4)
+    assert job.remaining_s() is None and job.elapsed_s() > 0
+    assert statuses(db, job.experiment_ids) == ["completed"]
+    assert job not in jobs.active()
+
+
+def test_a_sweep_runs_its_experiments_in_turn_and_counts_all_examples(db, spec):
+    job = wait(jobs.start_sweep(Sweep(spec, {"shots": (0, 1)}), db_url=db))
+    assert job.status == "completed" and job.study_id is not None
+    assert (job.done, job.total) == (8, 8)
+    assert statuses(db, job.experiment_ids) == ["completed", "completed"]
+
+
+def test_cancel_stops_after_the_batch_in_progress_and_keeps_it(db, spec):
+    sweep = Sweep(spec, {"shots": (0, 1)})
+    job = jobs.start_sweep(sweep, db_url=db)
+    job.cancel()
+    wait(job)
+    assert job.status == "cancelled"
+    first, second = statuses(db, job.experiment_ids)
+    # The cancel may land before the first experiment starts or after its first batch.
+    assert first in ("pending", "interrupted") and second == "pending"
+    with session_scope(db) as session:
+        kept = queries.results_of(session=session, experiment_id=job.experiment_ids[0])
+    assert len(kept) == job.done <= 1
+    resumed = wait(jobs.start_resume(job.experiment_ids, db_url=db))
+    assert resumed.done_at_start == len(kept)
+    assert resumed.status == "completed" and resumed.done == resumed.total == 8
+
+
+def test_a_bad_spec_is_refused_before_anything_runs(db, spec):
+    with pytest.raises(PromptLabError, match="no 'nope' split"):
+        jobs.start_run(RunSpec(split="nope", model=spec.model), db_url=db)
+
+
+def test_a_model_that_fails_to_load_fails_the_job_with_its_message(db, spec, tmp_path):
+    bad = RunSpec(model=ModelRequest(str(tmp_path / "no-model-here")), limit=1)
+    job = wait(jobs.start_run(bad, db_url=db))
+    assert job.status == "failed" and "no-model-here" in job.error
+    assert statuses(db, job.experiment_ids) == ["failed"]
+
+
+def test_rerun_and_resume_refusals(db, spec):
+    job = wait(jobs.start_run(spec, db_url=db))
+    with pytest.raises(PromptLabError, match="completed; nothing to resume"):
+        jobs.start_resume(job.experiment_ids, db_url=db)
+    again = wait(jobs.start_rerun(job.experiment_ids[0], db_url=db))
+    assert again.status == "completed" and again.experiment_ids[0] != job.experiment_ids[0]
