@@ -2,10 +2,7 @@
 
 import streamlit as st
 
-from ui.state import keep_widget_values
-
 st.set_page_config(page_title="Prompt Lab", page_icon="🧪", layout="wide")
-keep_widget_values()
 pages = [
     st.Page("pages/playground.py", title="Playground", icon="✏️", default=True),
     st.Page("pages/experiments.py", title="Experiments", icon="🧪"),

@@ -1,89 +1,155 @@
-"""Playground: compose a prompt, see exactly what the model receives, run it, score it."""
+"""Playground: compose a prompt, see exactly what the model receives, run it, score it; every
+run is stored as an experiment."""
 
 import streamlit as st
 
-from core.data import load_builtin
+from core import experiments, playground
+from core.data import BUILTIN_NAME
 from core.errors import PromptLabError
-from core.models import EMBEDDED, ModelRequest, get_model
-from core.prompts import PRESETS, PromptDesign
+from core.experiments import RunSpec
+from core.models import EMBEDDED, ModelRequest, current_model, get_model
 from core.rendering import render_for_model
 from core.scoring import RougeOptions, score_rouge
-from core.settings import GenerationSettings
 from core.streaming import TokenStream
+from storage import queries
+from storage.db import session_scope
+from ui import widgets
 from ui.feedback import shown_errors
+from ui.prompt_view import coloured_prompt, context_bar
+from ui.state import kept, key
+
+PAGE = "playground"
+LAST = "playground.last"  # the last run's outcome, shown until the next run
 
 st.title("Playground")
-data = load_builtin()
+st.caption("Compose a prompt, see exactly what the model receives, run it and score it.")
 
 with st.sidebar:
     st.header("Model")
-    model_id = st.text_input("Model (Hugging Face id or folder)", EMBEDDED)
+    if key(PAGE, "model") not in st.session_state:
+        loaded_now = current_model()
+        st.session_state[key(PAGE, "model")] = loaded_now.model_id if loaded_now else EMBEDDED
+    st.text_input("Model (Hugging Face id or folder)", **kept(PAGE, "model"))
     st.header("Generation")
-    max_new_tokens = st.number_input("max_new_tokens", 1, 4096, 96)
-    do_sample = st.toggle("Sample (off: greedy)", False)
-    off = "Greedy decoding always takes the most likely token."
-    temperature = st.slider("temperature", 0.05, 2.0, 1.0, disabled=not do_sample, help=off)
-    top_k = st.number_input("top_k (0 = off)", 0, 1000, 50, disabled=not do_sample, help=off)
-    top_p = st.slider("top_p", 0.05, 1.0, 1.0, disabled=not do_sample, help=off)
-    seed = st.number_input("seed", 0, 2**31 - 1, 0)
+    settings = None
+    with shown_errors():
+        settings = widgets.settings_inputs(PAGE)
 
-preset = st.selectbox("Preset", list(PRESETS), format_func=str.capitalize)
-base = PRESETS[preset]
-left, right = st.columns(2)
-with left:
-    instruction = st.text_area("Instruction", base.instruction, key=f"instr-{preset}")
-    example_format = st.text_area("Example format", base.example_format, key=f"fmt-{preset}")
-    shots = st.number_input("Shots (0 = zero-shot)", 0, len(data.pool), 0)
-    selection = st.selectbox("Shot selection", ["first", "random"])
-with right:
-    example = st.selectbox(
-        "Input (evaluation split of the built-in dialogues)",
-        data.eval,
-        format_func=lambda ex: f"{ex.id}: {ex.input.splitlines()[0][:60]}",
-    )
-    st.text(example.input)
-
+design = data = None
 with shown_errors():
-    settings = GenerationSettings(
-        max_new_tokens=int(max_new_tokens),
-        do_sample=do_sample,
-        temperature=float(temperature),
-        top_k=int(top_k),
-        top_p=float(top_p),
-        seed=int(seed),
-    )
-    design = PromptDesign(
-        instruction=instruction,
-        example_format=example_format,
-        separator=base.separator,
-        shots=int(shots),
-        selection=selection,
-    )
-    with st.spinner("Loading the model…"):
-        loaded = get_model(ModelRequest(model_id))
-    prompt = render_for_model(
-        loaded, design, example, data.pool, max_new_tokens=settings.max_new_tokens
-    )
-    for note in prompt.notes:
-        st.warning(note)
-    st.subheader("Exact prompt sent")
-    st.code(prompt.sent_text, language=None, wrap_lines=True)
-    counts = ", ".join(f"{kind} {n}" for kind, n in prompt.tokens_by_kind().items())
-    st.caption(f"{prompt.prompt_tokens} tokens ({counts}) of {prompt.budget} that fit.")
-    if prompt.budget:
-        st.progress(min(1.0, prompt.prompt_tokens / prompt.budget))
-    if st.button("Run", type="primary"):
-        box, shown = st.empty(), ""
-        stream = TokenStream(loaded, prompt, settings)
-        for piece in stream:
-            shown += piece
-            box.text(shown)
-        out = stream.result
-        if out is None:
-            raise PromptLabError("Generation ended without an answer.")
-        box.text(out.text)
-        st.caption(
-            f"{out.new_tokens} new tokens, finished by {out.finish_reason}, {out.latency_s:.1f} s"
+    with session_scope() as session:
+        experiments.get_dataset(BUILTIN_NAME)  # stored on first use
+        names = [
+            n for n in queries.list_dataset_names(session=session) if n != playground.TYPED_DATASET
+        ]
+    left, right = st.columns(2)
+    with right:
+        st.subheader("Input")
+        dataset_name = st.selectbox(
+            "Dataset",
+            names,
+            **kept(PAGE, "dataset"),
+            help="Shots come from its pool split; the input from its evaluation split.",
         )
-        report = score_rouge([out.text], [example.reference], options=RougeOptions.lab())
-        st.dataframe({k: round(a.mean, 4) for k, a in report.aggregates.items()})
+        data = experiments.get_dataset(dataset_name)
+        typed = (
+            st.radio(
+                "Input from",
+                ["the dataset", "typed here"],
+                horizontal=True,
+                **kept(PAGE, "source"),
+            )
+            == "typed here"
+        )
+        if typed:
+            text = st.text_area("Your input", **kept(PAGE, "typed_input"), height=200)
+            reference = st.text_area(
+                "Reference answer (optional, for ROUGE)",
+                **kept(PAGE, "typed_reference"),
+                height=70,
+            )
+        else:
+            chosen = st.selectbox(
+                "Example",
+                data.eval,
+                **kept(PAGE, "example"),
+                format_func=lambda ex: f"{ex.id}: {ex.input.splitlines()[0][:70]}",
+            )
+            st.text(chosen.input)
+            if chosen.reference:
+                st.caption("Reference")
+                st.text(chosen.reference)
+    with left:
+        st.subheader("Prompt design")
+        design = widgets.design_inputs(PAGE, data.pool)
+
+if settings is not None and design is not None and data is not None:
+    with shown_errors():
+        example = playground.typed_example(text, reference) if typed else chosen
+        request = ModelRequest(st.session_state[key(PAGE, "model")].strip() or EMBEDDED)
+        with st.spinner("Loading the model…"):
+            loaded = get_model(request)
+        prompt = render_for_model(
+            loaded, design, example, data.pool, max_new_tokens=settings.max_new_tokens
+        )
+        st.subheader("Exact prompt sent")
+        for note in prompt.notes:
+            st.warning(note)
+        coloured_prompt(prompt)
+        counts = ", ".join(f"{kind} {n}" for kind, n in prompt.tokens_by_kind().items())
+        st.caption(
+            f"{prompt.prompt_tokens} tokens ({counts}); {prompt.budget} fit beside "
+            f"{settings.max_new_tokens} new tokens in {loaded.model_id}'s window."
+        )
+        context_bar(prompt, settings.max_new_tokens)
+        with st.expander("Plain text, to copy"):
+            st.code(prompt.sent_text, language=None, wrap_lines=True)
+        for name in settings.ignored():
+            st.caption(f"{name} is ignored by greedy decoding.")
+        run = st.button("Run", type="primary")
+        output_box = st.container(key="playground-output")
+        if run:
+            st.session_state.pop(LAST, None)
+            with output_box:
+                shown, box = "", st.empty()
+                stream = TokenStream(loaded, prompt, settings)
+                for piece in stream:
+                    shown += piece
+                    box.text(shown)
+                if stream.result is None:
+                    raise PromptLabError("Generation ended without an answer.")
+                box.empty()
+            spec = RunSpec(
+                dataset=playground.TYPED_DATASET if typed else dataset_name,
+                pool_dataset=dataset_name if typed else None,
+                split=None if typed else "eval",
+                design=design,
+                settings=settings,
+                model=request,
+                label=playground.LABEL,
+            )
+            stored = playground.store_run(spec, example, prompt, stream.result, loaded)
+            scores = {}
+            if example.reference:
+                report = score_rouge(
+                    [stream.result.text], [example.reference], options=RougeOptions.lab()
+                )
+                scores = {name: agg.mean for name, agg in report.aggregates.items()}
+            st.session_state[LAST] = dict(out=stream.result, id=stored, scores=scores)
+        last = st.session_state.get(LAST)
+        if last:
+            out = last["out"]
+            with output_box:
+                st.text(out.text)
+                st.caption(
+                    f"{out.new_tokens} new tokens, finished by {out.finish_reason}"
+                    f"{f' ({out.stop_string!r})' if out.stop_string else ''}, "
+                    f"{out.latency_s:.1f} s; stored as experiment {last['id']}."
+                )
+                if last["scores"]:
+                    for column, (name, value) in zip(
+                        st.columns(len(last["scores"])), last["scores"].items(), strict=True
+                    ):
+                        column.metric(name, f"{value:.4f}")
+                else:
+                    st.caption("No reference to score against.")

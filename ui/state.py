@@ -1,22 +1,13 @@
 """Session state that outlives page switches.
 
 Streamlit forgets a widget's value when a run does not draw it, so the prompt being composed
-would be lost on a visit to Compare. Widgets whose key starts with KEEP are written back to
-session state on every run, which detaches them from that clean-up.
+would be lost on a visit to Compare. Widgets drawn with `**kept(page, name)` get a stable key
+and Streamlit's session-wide persistence, so their values return when the user comes back.
 """
 
 from typing import Any
 
-import streamlit as st
-
 KEEP = "keep."
-
-
-def keep_widget_values() -> None:
-    """Call once per run, before the page draws anything."""
-    for key in list(st.session_state.keys()):
-        if isinstance(key, str) and key.startswith(KEEP):
-            st.session_state[key] = st.session_state[key]
 
 
 def key(page: str, name: str) -> str:
@@ -24,7 +15,6 @@ def key(page: str, name: str) -> str:
     return f"{KEEP}{page}.{name}"
 
 
-def preset(values: dict[str, Any]) -> None:
-    """Put values into widgets before they are drawn (e.g. a form pre-filled from a record)."""
-    for name, value in values.items():
-        st.session_state[name] = value
+def kept(page: str, name: str) -> dict[str, Any]:
+    """Keyword arguments for a widget whose value is kept for the whole session."""
+    return {"key": key(page, name), "persist_state": "session"}

@@ -1,45 +1,114 @@
-"""The Playground page in Streamlit's AppTest, on the real embedded model."""
+"""The Playground page in Streamlit's AppTest, on the real embedded model and a real SQLite file."""
 
 from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core import models
+from core import models, playground
+from storage import queries
+from storage.db import session_scope
 
 pytestmark = pytest.mark.slow
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
 
 
 @pytest.fixture
-def app():
-    at = AppTest.from_file(APP, default_timeout=120)
+def db(tmp_path, monkeypatch):
+    url = f"sqlite:///{tmp_path}/lab.sqlite"
+    monkeypatch.setenv("PROMPT_LAB_DB", url)
+    return url
+
+
+@pytest.fixture
+def app(db):
+    at = AppTest.from_file(APP, default_timeout=180)
+    at.run()
+    assert not at.exception
+    at.number_input(key="keep.playground.max_new_tokens").set_value(12).run()
     yield at
     models.unload()
 
 
-def test_playground_shows_the_exact_prompt_and_runs_it(app):
-    app.run()
-    assert not app.exception
-    sent = app.code[0].value
-    assert sent.startswith("<|im_start|>system") and "Summarize the following conversation." in sent
-    assert "tokens (" in app.caption[0].value
-    app.button[0].click().run()
+def html_of(at) -> str:
+    return "".join(node.proto.body for node in at.get("html"))
+
+
+def stored_runs(db):
+    with session_scope(db) as session:
+        return [
+            (r, queries.results_of(session=session, experiment_id=r.id))
+            for r in queries.list_experiments(session=session)
+        ]
+
+
+def test_one_shot_prompt_is_shown_by_part_run_streamed_scored_and_stored(app, db):
+    app.number_input(key="keep.playground.shots").set_value(1).run()
+    shown = html_of(app)
+    assert 'title="shot d001' in shown and 'title="instruction' in shown
+    assert "Summarize the following conversation." in shown
+    assert "room for the answer" in shown and "chat template" in shown
+    assert app.code[0].value.startswith("<|im_start|>system")
+    assert "shot " in app.caption[0].value or "tokens (" in " ".join(c.value for c in app.caption)
+    next(b for b in app.button if b.label == "Run").click().run()
     assert not app.exception and not app.error
-    answer = app.text[-1].value
-    assert answer.strip()
-    assert "finished by" in app.caption[-1].value
+    captions = " ".join(c.value for c in app.caption)
+    assert "finished by" in captions and "stored as experiment 1" in captions
+    assert {m.label for m in app.metric} == {"rouge1", "rouge2", "rougeL", "rougeLsum"}
+    ((record, results),) = stored_runs(db)
+    assert record.label == "playground" and record.status == "completed"
+    assert record.design["shots"] == 1 and results[0].shots == ["d001"]
+    assert results[0].output.strip() and results[0].output in [t.value for t in app.text]
+    assert results[0].rougeL == pytest.approx(
+        float(next(m.value for m in app.metric if m.label == "rougeL")), abs=1e-4
+    )
 
 
-def test_template_without_input_placeholder_shows_a_message_not_a_traceback(app):
-    app.run()
-    app.text_area[1].set_value("Dialogue without a placeholder").run()
+def test_typed_input_is_escaped_in_the_preview_and_its_run_is_stored(app, db):
+    app.radio(key="keep.playground.source").set_value("typed here").run()
+    assert "Type an input" in app.error[0].value  # nothing typed yet: a message, no traceback
+    app.text_area(key="keep.playground.typed_input").set_value(
+        "#Person1#: <script>alert(1)</script> **bold** $x$"
+    ).run()
+    shown = html_of(app)
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; **bold** $x$" in shown
+    assert "<script>" not in shown
+    next(b for b in app.button if b.label == "Run").click().run()
+    assert not app.exception and not app.error
+    assert "No reference to score against." in [c.value for c in app.caption]
+    ((record, results),) = stored_runs(db)
+    assert record.dataset_name == playground.TYPED_DATASET and results[0].rougeL is None
+    assert "<script>alert(1)</script>" in results[0].prompt
+
+
+def test_a_template_without_input_placeholder_shows_a_message_not_a_traceback(app):
+    app.text_area(key="keep.playground.example_format").set_value("No placeholder").run()
     assert not app.exception
     assert "{input}" in app.error[0].value
+    assert app.text_area(key="keep.playground.instruction").value  # the form is still there
 
 
-def test_sampling_controls_are_disabled_under_greedy(app):
-    app.run()
-    assert all(s.disabled for s in app.sidebar.slider)
+def test_sampling_controls_are_disabled_under_greedy_and_beams_under_sampling(app):
+    sidebar_sliders = app.sidebar.slider
+    assert all(s.disabled for s in sidebar_sliders)
+    assert app.number_input(key="keep.playground.seed").disabled
+    assert not app.number_input(key="keep.playground.num_beams").disabled
     app.sidebar.toggle[0].set_value(True).run()
     assert not any(s.disabled for s in app.sidebar.slider)
+    assert app.number_input(key="keep.playground.num_beams").disabled
+    app.selectbox(key="keep.playground.settings_preset").set_value(
+        "Focused sampling (T 0.7, top-p 0.9)"
+    ).run()
+    assert app.slider(key="keep.playground.temperature").value == pytest.approx(0.7)
+    assert app.slider(key="keep.playground.top_p").value == pytest.approx(0.9)
+
+
+def test_the_prompt_being_composed_survives_a_visit_to_another_page(app):
+    app.text_area(key="keep.playground.instruction").set_value("Sum it up in five words.").run()
+    app.number_input(key="keep.playground.shots").set_value(2).run()
+    app.switch_page("pages/compare.py").run()
+    assert not app.exception
+    app.switch_page("pages/playground.py").run()
+    assert app.text_area(key="keep.playground.instruction").value == "Sum it up in five words."
+    assert app.number_input(key="keep.playground.shots").value == 2
+    assert "Sum it up in five words." in html_of(app)
