@@ -71,7 +71,8 @@ def start_run(spec: experiments.RunSpec, *, db_url: str | None = None) -> Job:
 def start_sweep(sweep: sweeps.Sweep, *, db_url: str | None = None) -> Job:
     """Create the study and its experiments now, then run them one after another."""
     study_id, ids = sweeps.create_sweep(sweep, db_url=db_url)
-    return _launch(sweep.name or f"study {study_id}", ids, db_url, study_id=study_id)
+    title = sweep.name or f"Study {study_id} ({' × '.join(sweep.variations) or 'one run'})"
+    return _launch(title, ids, db_url, study_id=study_id)
 
 
 def start_resume(experiment_ids: Sequence[int], *, db_url: str | None = None) -> Job:

@@ -1,0 +1,140 @@
+"""The Experiments page in Streamlit's AppTest, on the real embedded model and a real SQLite
+file: a sweep with progress, cancel, the stored list, duplicate, re-run and delete."""
+
+import time
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from core import jobs, models
+from storage import queries
+from storage.db import session_scope
+
+pytestmark = pytest.mark.slow
+APP = str(Path(__file__).resolve().parents[2] / "app.py")
+K = "keep.experiments."
+
+
+@pytest.fixture
+def db(tmp_path, monkeypatch):
+    url = f"sqlite:///{tmp_path}/lab.sqlite"
+    monkeypatch.setenv("PROMPT_LAB_DB", url)
+    return url
+
+
+@pytest.fixture
+def app(db):
+    at = AppTest.from_file(APP, default_timeout=180)
+    at.run()
+    at.switch_page("pages/experiments.py").run()
+    assert not at.exception
+    at.number_input(key=K + "max_new_tokens").set_value(10).run()
+    yield at
+    for job in jobs.active():
+        job.cancel()
+    wait_for_jobs()
+    models.unload()
+
+
+def wait_for_jobs(timeout: float = 300) -> None:
+    end = time.monotonic() + timeout
+    while jobs.active():
+        assert time.monotonic() < end, "a background run did not finish"
+        time.sleep(0.2)
+
+
+def button(at, label):
+    return next(b for b in at.button if b.label == label)
+
+
+def stored(db):
+    with session_scope(db) as session:
+        return queries.list_experiments(session=session)
+
+
+def progress_texts(at):
+    return [p.proto.text for p in at.get("progress")]
+
+
+def test_a_sweep_of_shots_runs_in_the_background_and_lands_in_the_list(app, db):
+    app.number_input(key=K + "limit").set_value(3).run()
+    app.multiselect(key=K + "vary").set_value(["shots"]).run()
+    app.text_input(key=K + "values.shots").set_value("0, 1").run()
+    assert "2 experiment(s) × 3 example(s) = 6 generations." in [c.value for c in app.caption]
+    button(app, "Start").click().run()
+    assert not app.exception and not app.error
+    assert any("/ 6 examples" in text for text in progress_texts(app))
+    wait_for_jobs()
+    app.run()
+    assert any("completed, 6 / 6 examples stored" in s.value for s in app.success)
+    table = app.dataframe[0].value
+    assert table["label"].tolist() == ["shots=1", "shots=0"]
+    assert table["status"].tolist() == ["completed", "completed"]
+    assert table["study_id"].nunique() == 1
+    app.multiselect(key=K + "selected").set_value([1, 2]).run()
+    per_example = app.dataframe[-1].value
+    assert len(per_example) == 3 and per_example["output"].str.len().gt(0).all()
+    assert len(app.get("download_button")) == 3
+    button(app, "Open in Compare").click().run()
+    assert not app.exception
+    assert app.session_state["keep.compare.ids"] == [1, 2]  # the Compare page took them
+
+
+def test_cancel_keeps_finished_examples_and_resume_finishes_the_rest(app, db):
+    app.number_input(key=K + "limit").set_value(6).run()
+    app.number_input(key=K + "batch_size").set_value(1).run()
+    button(app, "Start").click().run()
+    button(app, "Cancel").click().run()
+    wait_for_jobs()
+    app.run()
+    (record,) = stored(db)
+    assert record.status == "interrupted" and 1 <= record.n_done < 6
+    assert any("Resume it from the list" in w.value for w in app.warning)
+    app.multiselect(key=K + "selected").set_value([record.id]).run()
+    button(app, "Resume").click().run()
+    wait_for_jobs()
+    app.run()
+    (record,) = stored(db)
+    assert record.status == "completed" and record.n_done == 6
+
+
+def test_duplicate_as_new_fills_the_form_and_delete_asks_first(app, db):
+    app.number_input(key=K + "limit").set_value(1).run()
+    app.number_input(key=K + "shots").set_value(1).run()
+    app.text_input(key=K + "label").set_value("one-shot baseline").run()
+    button(app, "Start").click().run()
+    wait_for_jobs()
+    app.run()
+    app.number_input(key=K + "shots").set_value(0).run()
+    app.text_input(key=K + "label").set_value("").run()
+    app.multiselect(key=K + "selected").set_value([1]).run()
+    button(app, "Duplicate as new").click().run()
+    assert app.number_input(key=K + "shots").value == 1
+    assert app.text_input(key=K + "label").value == "one-shot baseline"
+    assert any("filled in" in i.value for i in app.info)
+    app.multiselect(key=K + "selected").set_value([1]).run()
+    assert button(app, "Delete for good").disabled
+    next(c for c in app.checkbox if c.label.startswith("Yes, delete")).check().run()
+    button(app, "Delete for good").click().run()
+    assert stored(db) == []
+    assert any("Deleted 1 experiment(s)." in s.value for s in app.success)
+
+
+def test_bad_sweep_values_show_a_message_and_start_nothing(app, db):
+    app.multiselect(key=K + "vary").set_value(["temperature"]).run()
+    app.text_input(key=K + "values.temperature").set_value("0, warm").run()
+    assert not app.exception
+    assert "temperature takes float values" in app.error[0].value
+    assert not [b for b in app.button if b.label == "Start"]
+    assert stored(db) == []
+
+
+def test_playground_runs_are_hidden_from_the_list_unless_asked_for(app, db):
+    app.switch_page("pages/playground.py").run()
+    app.number_input(key="keep.playground.max_new_tokens").set_value(4).run()
+    button(app, "Run").click().run()
+    app.switch_page("pages/experiments.py").run()
+    assert any("No stored experiments match" in i.value for i in app.info)
+    app.toggle(key=K + "f.playground").set_value(True).run()
+    assert app.dataframe[0].value["label"].tolist() == ["playground"]

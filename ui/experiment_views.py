@@ -1,0 +1,148 @@
+"""The Experiments page's list filters and the view of selected experiments: settings, scores,
+per-example results, downloads, and the actions on them."""
+
+from collections.abc import Sequence
+from datetime import date
+
+import pandas as pd
+import streamlit as st
+
+from core import catalog, experiments, jobs
+from core.export import per_example_table, summary_table, to_csv_bytes, wide_table
+from storage import queries
+from storage.db import session_scope
+from storage.schema import STATUSES
+from ui import jobs_panel
+from ui.state import kept
+
+CLEAR = "experiments.clear_selection"
+
+
+def list_filters(options: dict[str, list]) -> catalog.Filters:
+    cols = st.columns(4)
+    models = cols[0].multiselect("Model", options["models"], **kept("experiments", "f.models"))
+    datasets = cols[1].multiselect(
+        "Dataset", options["datasets"], **kept("experiments", "f.datasets")
+    )
+    studies = {sid: f"#{sid} {name}" for sid, name in options["studies"]}
+    study = cols[2].selectbox(
+        "Study",
+        [None, *studies],
+        format_func=lambda s: "any" if s is None else studies[s],
+        **kept("experiments", "f.study"),
+    )
+    statuses = cols[3].multiselect("Status", STATUSES, **kept("experiments", "f.status"))
+    cols = st.columns([1, 1, 1, 2])
+    since = cols[0].date_input("From", value=None, **kept("experiments", "f.since"))
+    until = cols[1].date_input("To", value=None, **kept("experiments", "f.until"))
+    playground_runs = cols[2].toggle("Playground runs", **kept("experiments", "f.playground"))
+    text = cols[3].text_input("Label contains", **kept("experiments", "f.text"))
+    return catalog.Filters(
+        models=tuple(models),
+        datasets=tuple(datasets),
+        study_id=study,
+        statuses=tuple(statuses),
+        since=_day(since),
+        until=_day(until),
+        include_playground=playground_runs,
+        text=text,
+    )
+
+
+def _day(value: object) -> date | None:
+    return value if isinstance(value, date) else None
+
+
+def detail(chosen: Sequence[int], fill_key: str) -> None:
+    """Actions and details for the selected experiments."""
+    if not chosen:
+        st.caption("Select experiments to open, compare, re-run, resume or delete them.")
+        return
+    with session_scope() as session:
+        records = queries.list_experiments(session=session, ids=list(chosen))
+        summary = summary_table(session=session, experiment_ids=list(chosen))
+    _actions(list(chosen), {r.id: r.status for r in records}, fill_key)
+    _downloads(list(chosen))
+    for record in sorted(records, key=lambda r: list(chosen).index(r.id)):
+        with st.expander(
+            f"#{record.id} {record.label or ''} — {record.status}", expanded=len(chosen) == 1
+        ):
+            _one(record, summary[summary["id"] == record.id])
+
+
+def _actions(chosen: list[int], statuses: dict[int, str], fill_key: str) -> None:
+    cols = st.columns(5)
+    if cols[0].button("Open in Compare", type="primary"):
+        st.session_state["compare.ids"] = chosen
+        st.switch_page("pages/compare.py")
+    if cols[1].button("Re-run", help="Each again as a new experiment on the same examples."):
+        for experiment_id in chosen:
+            jobs_panel.remember(jobs.start_rerun(experiment_id))
+        st.rerun()
+    if cols[2].button(
+        "Duplicate as new",
+        disabled=len(chosen) != 1,
+        help="Fill the run form with this experiment's settings.",
+    ):
+        st.session_state[fill_key] = experiments.stored_spec(chosen[0])
+        st.rerun()
+    resumable = [i for i in chosen if statuses.get(i) in ("pending", "interrupted", "failed")]
+    if cols[3].button(
+        "Resume",
+        disabled=not resumable,
+        help="Finish pending, interrupted or failed ones; finished examples stay.",
+    ):
+        jobs_panel.remember(jobs.start_resume(resumable))
+        st.rerun()
+    with cols[4].popover("Delete…"):
+        sure = st.checkbox(f"Yes, delete {len(chosen)} experiment(s) and all their results")
+        if st.button("Delete for good", disabled=not sure):
+            with session_scope() as session:
+                removed = queries.delete_experiments(session=session, experiment_ids=chosen)
+            st.session_state[CLEAR] = f"Deleted {removed} experiment(s)."
+            st.rerun()
+
+
+def _downloads(chosen: list[int]) -> None:
+    with session_scope() as session:
+        tables = {
+            "summary": summary_table(session=session, experiment_ids=chosen),
+            "per-example": per_example_table(session=session, experiment_ids=chosen),
+            "wide": wide_table(session=session, experiment_ids=chosen),
+        }
+    stem = "experiments-" + "-".join(map(str, chosen[:6]))
+    cols = st.columns(3)
+    for col, (name, frame) in zip(cols, tables.items(), strict=True):
+        col.download_button(
+            f"{name.capitalize()} CSV",
+            to_csv_bytes(frame),
+            file_name=f"{stem}-{name}.csv",
+            mime="text/csv",
+        )
+
+
+def _one(record, summary: pd.DataFrame) -> None:
+    left, right = st.columns(2)
+    with left:
+        st.caption(
+            f"{record.dataset_name} · {record.n_done}/{record.n_examples} examples · "
+            f"{record.model_id} on {record.device or '?'} ({record.dtype or '?'})"
+        )
+        if record.error:
+            st.error(f"Stopped with: {record.error}")
+        st.json(record.spec, expanded=False)
+    with right:
+        rows = [
+            (n, a["mean"], a["ci_low"], a["ci_high"])
+            for n, a in record.aggregates.items()
+            if isinstance(a, dict) and "mean" in a
+        ]
+        if rows:
+            st.dataframe(
+                pd.DataFrame(rows, columns=["ROUGE", "mean", "95% CI low", "high"]), hide_index=True
+            )
+        else:
+            st.caption("No scores yet.")
+    with session_scope() as session:
+        table = per_example_table(session=session, experiment_ids=[record.id])
+    st.dataframe(table.drop(columns=["experiment_id"], errors="ignore"), hide_index=True)

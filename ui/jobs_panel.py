@@ -1,0 +1,73 @@
+"""The panel of background runs: progress with elapsed and remaining time, and cancel. It
+refreshes itself every second while something runs, without rerunning the rest of the page."""
+
+import streamlit as st
+
+from core import jobs
+
+MINE = "experiments.jobs"  # ids of the jobs this session started
+
+
+def remember(job: jobs.Job) -> None:
+    st.session_state.setdefault(MINE, []).append(job.id)
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    minutes, secs = divmod(int(round(seconds)), 60)
+    return f"{minutes} min {secs:02d} s" if minutes else f"{secs} s"
+
+
+def _show(job: jobs.Job, mine: bool) -> None:
+    share = job.done / job.total if job.total else 1.0
+    who = "" if mine else " (started in another session)"
+    st.progress(
+        min(share, 1.0),
+        text=f"{job.title}{who}: {job.done} / {job.total} examples · "
+        f"elapsed {_duration(job.elapsed_s())} · remaining ≈ {_duration(job.remaining_s())}",
+    )
+    if job.finished:
+        message = f"{job.title}: {job.status}, {job.done} / {job.total} examples stored."
+        if job.status == "failed":
+            st.error(f"{message} {job.error}")
+        elif job.status == "cancelled":
+            st.warning(f"{message} Resume it from the list below to finish the rest.")
+        else:
+            st.success(message)
+        return
+    if job.cancelling:
+        st.caption("Cancelling after the batch in progress…")
+    elif st.button("Cancel", key=f"cancel-{job.id}", help="Keeps every finished example."):
+        job.cancel()
+        st.rerun(scope="fragment")
+
+
+def panel() -> None:
+    """Active jobs of every session, and the finished ones this session started; while any
+    runs, the panel refreshes itself every second without rerunning the rest of the page."""
+    if jobs.active():
+        _live()
+    else:
+        _jobs_shown(live=False)
+
+
+@st.fragment(run_every=1.0)
+def _live() -> None:
+    _jobs_shown(live=True)
+    if not jobs.active():  # the last one ended: refresh the whole page, its list included
+        st.rerun()
+
+
+def _jobs_shown(*, live: bool) -> None:
+    mine = st.session_state.get(MINE, [])
+    shown = {job.id: job for job in jobs.active()}
+    shown |= {i: job for i in mine if (job := jobs.get(i)) is not None}
+    if not shown:
+        return
+    st.subheader("Runs")
+    for job in sorted(shown.values(), key=lambda j: j.id):
+        _show(job, job.id in mine)
+    if not live and st.button("Clear finished runs", key="clear-finished"):
+        st.session_state[MINE] = []
+        st.rerun()
