@@ -1,5 +1,208 @@
-"""Compare page (being built)."""
+"""Compare: two or more experiments (or a study) side by side: the settings that differ, ROUGE
+with confidence intervals, the curve over shots, and the examples on which they disagree most."""
 
+import pandas as pd
 import streamlit as st
 
+from core import compare, export
+from core.compare import Choice, Variant
+from core.errors import PromptLabError
+from storage.db import session_scope
+from storage.queries import ROUGE_COLUMNS
+from ui.feedback import shown_errors
+from ui.state import key
+
+SENT = "compare.ids"  # the Experiments page puts ids here before switching to this page
+MODES = ("Experiments", "A study")
+ORDERS = {
+    "disagreement": "Largest score difference first",
+    "agreement": "Smallest score difference first",
+    "dataset": "Dataset order",
+}
+AGAINST = ("the reference", "the first experiment's output")
+SCORE_FORMAT = {
+    name: st.column_config.NumberColumn(format="%.3f")
+    for name in [
+        *ROUGE_COLUMNS,
+        *(f"{t} {s}" for t in ROUGE_COLUMNS for s in ("ci_low", "ci_high")),
+    ]
+}
+
+
+def pick_experiments() -> list[int]:
+    """The ids chosen, one by one or as a study; ids that no longer exist are left out."""
+    with session_scope() as session:
+        choices = {c.id: c for c in compare.list_choices(session=session)}
+        studies = {s.id: s for s in compare.list_studies(session=session)}
+    receive_sent_ids(choices)
+    mode = st.radio("Compare", MODES, horizontal=True, key=key("compare", "mode"))
+    if mode == "A study":
+        return pick_study(studies, choices)
+    chosen = key("compare", "ids")
+    forget_missing(chosen, choices)
+    return st.multiselect(
+        "Experiments (two or more)",
+        list(choices),
+        format_func=lambda i: choices[i].describe(),
+        key=chosen,
+        placeholder="Pick experiments",
+    )
+
+
+def receive_sent_ids(choices: dict[int, Choice]) -> None:
+    sent = st.session_state.pop(SENT, None)
+    if sent is None:
+        return
+    st.session_state[key("compare", "mode")] = MODES[0]
+    st.session_state[key("compare", "ids")] = list(dict.fromkeys(int(i) for i in sent))
+    forget_missing(key("compare", "ids"), choices)
+
+
+def forget_missing(widget: str, choices: dict[int, Choice]) -> None:
+    """Drop ids deleted since they were chosen: a multiselect refuses values it does not list."""
+    kept = st.session_state.get(widget) or []
+    gone = [str(i) for i in kept if i not in choices]
+    if gone:
+        st.session_state[widget] = [i for i in kept if i in choices]
+        st.warning(f"Experiment(s) {', '.join(gone)} no longer exist and were left out.")
+
+
+def pick_study(studies: dict, choices: dict[int, Choice]) -> list[int]:
+    if not studies:
+        st.info("There are no studies yet: a sweep (several values for an option) makes one.")
+        return []
+    widget = key("compare", "study")
+    if st.session_state.get(widget) not in studies:
+        st.session_state.pop(widget, None)
+    study_id = st.selectbox(
+        "Study", list(studies), format_func=lambda i: studies[i].describe(), key=widget
+    )
+    members = sorted((c for c in choices.values() if c.study_id == study_id), key=lambda c: c.id)
+    st.dataframe(
+        pd.DataFrame(
+            [(c.id, c.label, c.status, f"{c.n_done}/{c.n_examples}") for c in members],
+            columns=["id", "label", "status", "done"],
+        ),
+        hide_index=True,
+    )
+    return [c.id for c in members]
+
+
+def comparable(ids: list[int]) -> list[Variant]:
+    """The chosen experiments that have scored results, or [] after saying what is missing."""
+    if not ids:
+        st.info("Pick two or more experiments, or a study, to compare.")
+        return []
+    with session_scope() as session:
+        variants = compare.load_variants(session=session, experiment_ids=ids)
+    unscored = [v for v in variants if not v.scores]
+    if unscored:
+        listed = ", ".join(f"{v.id} ({v.status}, {v.n_done}/{v.n_examples} done)" for v in unscored)
+        st.warning(f"Left out, with no scored results yet: experiment {listed}.")
+    usable = [v for v in variants if v.scores]
+    if len(usable) < 2:
+        st.info("A comparison needs two or more experiments with results; pick another.")
+        return []
+    partial = [str(v.id) for v in usable if v.status != "completed"]
+    if partial:
+        st.info(
+            f"Experiment {', '.join(partial)} has not finished: its ROUGE is over the examples "
+            "done so far."
+        )
+    return usable
+
+
+def show_summary(variants: list[Variant]) -> None:
+    st.subheader("Settings that differ, and ROUGE")
+    table = compare.summary(variants)
+    if not compare.differing_keys(variants):
+        st.caption("Their settings are all the same: these are repeated runs.")
+    st.dataframe(table, hide_index=True, column_config=SCORE_FORMAT)
+    st.caption(
+        "ROUGE: mean F-measure over the scored examples, with its 95% percentile-bootstrap "
+        "confidence interval (ci_low to ci_high)."
+    )
+    st.plotly_chart(compare.rouge_figure(compare.rouge_table(variants)))
+    curve = compare.shots_curve(variants)
+    if not curve.empty:
+        st.subheader("ROUGE against the number of shots")
+        st.plotly_chart(compare.shots_figure(curve))
+
+
+def show_downloads(ids: list[int]) -> None:
+    with session_scope() as session:
+        tables = {
+            "summary": export.summary_table(session=session, experiment_ids=ids),
+            "per-example": export.per_example_table(session=session, experiment_ids=ids),
+            "side-by-side": export.wide_table(session=session, experiment_ids=ids),
+        }
+    for column, (name, frame) in zip(st.columns(len(tables)), tables.items(), strict=True):
+        column.download_button(
+            f"Download {name} CSV",
+            export.to_csv_bytes(frame),
+            file_name=compare.csv_name(ids, name),
+            mime="text/csv",
+        )
+
+
+def show_examples(variants: list[Variant]) -> None:
+    st.subheader("Example by example")
+    left, middle, right = st.columns(3)
+    metric = left.selectbox("Score", ROUGE_COLUMNS, index=2, key=key("compare", "metric"))
+    order = middle.selectbox(
+        "Order", list(ORDERS), format_func=ORDERS.get, key=key("compare", "order")
+    )
+    against = right.radio("Mark the words that differ from", AGAINST, key=key("compare", "vs"))
+    try:
+        with session_scope() as session:
+            frame = compare.per_example(
+                session=session, experiment_ids=[v.id for v in variants], metric=metric, order=order
+            )
+    except PromptLabError as exc:  # e.g. different examples: the summary above still holds
+        st.warning(str(exc))
+        return
+    st.dataframe(
+        frame, hide_index=True, column_config=SCORE_FORMAT | {"spread": SCORE_FORMAT[metric]}
+    )
+    shown = key("compare", "count")
+    if st.session_state.get(shown, 0) > len(frame):  # kept from a larger selection
+        st.session_state[shown] = len(frame)
+    count = st.number_input("Examples shown below", 1, len(frame), min(5, len(frame)), key=shown)
+    missed = st.toggle(
+        "Also show the words it left out (struck through)", key=key("compare", "missed")
+    )
+    for _, row in frame.head(int(count)).iterrows():
+        show_example(row, variants, metric, against == AGAINST[0], "both" if missed else "b")
+
+
+def show_example(
+    row: pd.Series, variants: list[Variant], metric: str, vs_reference: bool, side: str
+) -> None:
+    """One example: its input, reference, and each output with the words that differ marked."""
+    with st.container(border=True):
+        spread = "—" if pd.isna(row["spread"]) else f"{row['spread']:.3f}"
+        st.text(f"Example {row['example_key']}    {metric} spread {spread}")
+        with st.expander("Input"):
+            st.text(text_of(row["input"]))
+        st.caption("Reference")
+        st.text(text_of(row["reference"]))
+        base = text_of(row["reference"] if vs_reference else row[f"e{variants[0].id} output"])
+        for column, variant in zip(st.columns(len(variants)), variants, strict=True):
+            score = row[f"e{variant.id} {metric}"]
+            column.text(f"{variant.name}\n{metric} {'—' if pd.isna(score) else f'{score:.3f}'}")
+            output = text_of(row[f"e{variant.id} output"])
+            column.html(compare.diff_html(compare.word_diff(base, output), side=side))
+
+
+def text_of(value: object) -> str:
+    return "" if value is None or (not isinstance(value, str) and pd.isna(value)) else str(value)
+
+
 st.title("Compare")
+with shown_errors():
+    chosen = pick_experiments()
+    variants = comparable(chosen)
+    if variants:
+        show_summary(variants)
+        show_downloads([v.id for v in variants])
+        show_examples(variants)

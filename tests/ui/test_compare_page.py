@@ -1,0 +1,127 @@
+"""The Compare page in Streamlit's AppTest, on experiments stored without a model."""
+
+from pathlib import Path
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from tests.test_compare import HOSTILE, store_experiment, store_study
+from ui.state import key
+
+APP = str(Path(__file__).resolve().parents[2] / "app.py")
+
+
+@pytest.fixture
+def db_url(tmp_path, monkeypatch) -> str:
+    url = f"sqlite:///{tmp_path / 'compare-page.sqlite'}"
+    monkeypatch.setenv("PROMPT_LAB_DB", url)
+    return url
+
+
+@pytest.fixture
+def app(db_url):
+    st.cache_resource.clear()  # cached resources leak between AppTest instances
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.switch_page("pages/compare.py")  # straight there: the Playground would load the model
+    return at
+
+
+def texts(at: AppTest) -> str:
+    return "\n".join(element.value for element in at.text)
+
+
+def test_nothing_selected_shows_a_message_not_a_traceback(app):
+    app.run()
+    assert not app.exception and not app.error
+    assert "Pick two or more experiments" in app.info[0].value
+
+
+def test_one_experiment_is_not_enough(app, db_url):
+    only = store_experiment(db_url, [0.5] * 3)
+    app.session_state["compare.ids"] = [only]
+    app.run()
+    assert not app.exception and not app.error
+    assert "two or more experiments with results" in app.info[0].value
+
+
+def test_sent_experiments_show_differing_settings_rouge_and_downloads(app, db_url):
+    steady = store_experiment(db_url, [0.5] * 3, outputs=[HOSTILE, "b", "c"], label="steady")
+    jumpy = store_experiment(db_url, [0.5, 0.1, 0.4], shots=1, label="jumpy")
+    app.session_state["compare.ids"] = [steady, jumpy]
+    app.run()
+    assert not app.exception and not app.error
+    summary = app.dataframe[0].value
+    assert list(summary["design.shots"]) == [0, 1]
+    assert list(summary["rougeL"]) == pytest.approx([0.5, 1 / 3])
+    assert len(app.get("plotly_chart")) == 2  # ROUGE by experiment, and against shots
+    labels = [button.label for button in app.get("download_button")]
+    assert labels == [
+        "Download summary CSV",
+        "Download per-example CSV",
+        "Download side-by-side CSV",
+    ]
+    assert app.session_state[key("compare", "ids")] == [steady, jumpy]
+
+
+def test_word_diff_is_escaped_text(app, db_url):
+    steady = store_experiment(db_url, [0.5] * 3, outputs=[HOSTILE, "b", "c"])
+    jumpy = store_experiment(db_url, [0.5, 0.1, 0.4], shots=1)
+    app.session_state["compare.ids"] = [steady, jumpy]
+    app.run()
+    app.number_input(key=key("compare", "count")).set_value(3).run()
+    shown = "\n".join(element.value for element in app.html)
+    assert len(app.html) == 6
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; **bold** $x$" in shown
+    assert "<script>" not in shown
+
+
+def test_largest_disagreement_comes_first(app, db_url):
+    steady = store_experiment(db_url, [0.5, 0.5, 0.5])
+    jumpy = store_experiment(db_url, [0.5, 0.1, 0.4], shots=1)
+    app.session_state["compare.ids"] = [steady, jumpy]
+    app.run()
+    examples = app.dataframe[1].value
+    assert examples["spread"].tolist() == pytest.approx([0.4, 0.1, 0.0])
+    assert "rougeL spread 0.400" in texts(app)
+
+
+def test_a_study_draws_the_shots_curve(app, db_url):
+    store_study(db_url, shots=(0, 1, 3))
+    app.run()
+    app.radio(key=key("compare", "mode")).set_value("A study").run()
+    assert not app.exception and not app.error
+    assert len(app.get("plotly_chart")) == 2
+    assert "ROUGE against the number of shots" in [h.value for h in app.subheader]
+
+
+def test_different_examples_warn_but_keep_the_summary(app, db_url):
+    first = store_experiment(db_url, [0.5] * 3)
+    later = store_experiment(db_url, [0.5] * 3, offset=3)
+    app.session_state["compare.ids"] = [first, later]
+    app.run()
+    assert not app.exception and not app.error
+    assert "evaluated on different examples" in app.warning[0].value
+    assert list(app.dataframe[0].value["offset"]) == [0, 3]
+
+
+def test_ids_that_no_longer_exist_are_left_out_with_a_warning(app, db_url):
+    ids = [store_experiment(db_url, [0.5] * 3, shots=k) for k in (0, 1)]
+    app.session_state["compare.ids"] = [*ids, 999]
+    app.run()
+    assert not app.exception and not app.error
+    assert "999 no longer exist" in app.warning[0].value
+    assert len(app.dataframe[0].value) == 2
+
+
+def test_experiments_without_results_are_left_out_by_name(app, db_url):
+    from core import experiments
+    from core.experiments import RunSpec
+
+    ids = [store_experiment(db_url, [0.5] * 3, shots=k) for k in (0, 1)]
+    pending = experiments.create(RunSpec(limit=3), db_url=db_url)
+    app.session_state["compare.ids"] = [*ids, pending]
+    app.run()
+    assert not app.exception and not app.error
+    assert f"experiment {pending} (pending, 0/3 done)" in app.warning[0].value
+    assert len(app.dataframe[0].value) == 2
