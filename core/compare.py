@@ -3,18 +3,13 @@ over shots, and the examples on which they disagree most, word by word."""
 
 from __future__ import annotations
 
-import difflib
-import html
 import json
-import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any, Literal
 
 import pandas as pd
-import plotly.express as px
-import plotly.graph_objects as go
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -25,18 +20,11 @@ from storage import queries
 from storage.queries import ROUGE_COLUMNS
 from storage.schema import DatasetRecord, ExampleRecord, ExperimentRecord, StudyRecord
 
-DiffOp = Literal["equal", "delete", "insert"]
-DIFF_OPS: tuple[DiffOp, ...] = ("equal", "delete", "insert")
 Order = Literal["disagreement", "agreement", "dataset"]
 SHOTS = "design.shots"
 NOT_SETTINGS = ("label",)  # names a run; changes nothing about what it does
 STATS = ("mean", "ci_low", "ci_high")
 CURVE_COLUMNS = ["series", "shots", "rouge_type", *STATS, "experiment_id"]
-DIFF_STYLE = {
-    "insert": "background:#c8f0c8;text-decoration:none",
-    "delete": "background:#f8cccc;text-decoration:line-through",
-}
-_TOKENS = re.compile(r"\s+|\S+")  # words and the whitespace between them, so nothing is lost
 
 
 # Choosing what to compare ----------------------------------------------------------------------
@@ -253,84 +241,7 @@ def _short(value: Any) -> str:
 # Charts ----------------------------------------------------------------------------------------
 
 
-_CHART_COMMON: dict[str, Any] = dict(
-    error_y="above",
-    error_y_minus="below",
-    hover_data={"ci_low": ":.3f", "ci_high": ":.3f", "above": False, "below": False},
-    labels={"mean": "mean F-measure (95% CI)", "rouge_type": "ROUGE"},
-)
-
-
-def rouge_figure(table: pd.DataFrame) -> go.Figure:
-    """Grouped bars: each variant's mean ROUGE per type, error bars from the 95% CI."""
-    shown = _with_error_bars(table).assign(variant=table["variant"].map(_plotly_text))
-    figure = px.bar(
-        shown, x="variant", y="mean", color="rouge_type", barmode="group", **_CHART_COMMON
-    )
-    figure.update_xaxes(type="category", title=None)
-    return figure.update_yaxes(rangemode="tozero")
-
-
-def shots_figure(curve: pd.DataFrame) -> go.Figure:
-    """Lines of mean ROUGE against shots, one per type (and series), error bars from the CI."""
-    shown = _with_error_bars(curve).assign(series=curve["series"].map(_plotly_text))
-    dash = "series" if shown["series"].nunique() > 1 else None
-    figure = px.line(
-        shown,
-        x="shots",
-        y="mean",
-        color="rouge_type",
-        line_dash=dash,
-        markers=True,
-        **_CHART_COMMON,
-    )
-    figure.update_xaxes(tickvals=sorted(shown["shots"].unique()))
-    return figure.update_yaxes(rangemode="tozero")
-
-
-def _with_error_bars(frame: pd.DataFrame) -> pd.DataFrame:
-    above, below = frame["ci_high"] - frame["mean"], frame["mean"] - frame["ci_low"]
-    return frame.assign(above=above, below=below)
-
-
-def _plotly_text(text: str) -> str:
-    # Plotly reads tags such as <a href> in labels; escaped, they show as the characters they are.
-    return html.escape(str(text))
-
-
 # Example by example ----------------------------------------------------------------------------
-
-
-def word_diff(a: str, b: str) -> list[tuple[DiffOp, str]]:
-    """`a` to `b` word by word: 'equal' pieces are in both, 'delete' only in `a`, 'insert' only in
-    `b`; the equal and delete pieces joined give `a` back, the equal and insert pieces `b`."""
-    left, right = _TOKENS.findall(a), _TOKENS.findall(b)
-    # Whitespace as junk: a shared space must not anchor a match between unrelated words.
-    matcher = difflib.SequenceMatcher(str.isspace, left, right, autojunk=False)
-    pieces: list[tuple[DiffOp, str]] = []
-    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
-        if tag == "equal":
-            pieces.append(("equal", "".join(left[i1:i2])))
-            continue
-        if i2 > i1:
-            pieces.append(("delete", "".join(left[i1:i2])))
-        if j2 > j1:
-            pieces.append(("insert", "".join(right[j1:j2])))
-    return pieces
-
-
-def diff_html(pieces: Sequence[tuple[DiffOp, str]], *, side: Literal["a", "b", "both"]) -> str:
-    """The diff as HTML in which every piece of text is escaped: side 'b' is the second text with
-    its own words marked, 'a' the first with the words it lost, 'both' the two interleaved."""
-    shown = {"a": ("equal", "delete"), "b": ("equal", "insert"), "both": DIFF_OPS}[side]
-    parts = []
-    for op, text in pieces:
-        if op not in shown:
-            continue
-        safe = html.escape(text)
-        tag = {"insert": "ins", "delete": "del"}.get(op)
-        parts.append(safe if tag is None else f'<{tag} style="{DIFF_STYLE[op]}">{safe}</{tag}>')
-    return '<div style="white-space:pre-wrap;line-height:1.5">' + "".join(parts) + "</div>"
 
 
 def per_example(

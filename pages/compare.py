@@ -4,7 +4,7 @@ with confidence intervals, the curve over shots, and the examples on which they 
 import pandas as pd
 import streamlit as st
 
-from core import compare, export
+from core import charts, compare, export, word_diff
 from core.compare import Choice, Variant
 from core.errors import PromptLabError
 from storage.db import session_scope
@@ -122,11 +122,11 @@ def show_summary(variants: list[Variant]) -> None:
         "ROUGE: mean F-measure over the scored examples, with its 95% percentile-bootstrap "
         "confidence interval (ci_low to ci_high)."
     )
-    st.plotly_chart(compare.rouge_figure(compare.rouge_table(variants)))
+    st.plotly_chart(charts.rouge_figure(compare.rouge_table(variants)))
     curve = compare.shots_curve(variants)
     if not curve.empty:
         st.subheader("ROUGE against the number of shots")
-        st.plotly_chart(compare.shots_figure(curve))
+        st.plotly_chart(charts.shots_figure(curve))
 
 
 def show_downloads(ids: list[int]) -> None:
@@ -191,7 +191,7 @@ def show_example(
             score = row[f"e{variant.id} {metric}"]
             column.text(f"{variant.name}\n{metric} {'—' if pd.isna(score) else f'{score:.3f}'}")
             output = text_of(row[f"e{variant.id} output"])
-            column.html(compare.diff_html(compare.word_diff(base, output), side=side))
+            column.html(word_diff.diff_html(word_diff.word_diff(base, output), side=side))
 
 
 def text_of(value: object) -> str:

@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from core import compare, experiments
+from core import charts, compare, experiments, word_diff
 from core.errors import PromptLabError
 from core.experiments import RunSpec
 from core.prompts import PRESETS
@@ -210,13 +210,13 @@ def test_shots_curve_is_empty_when_shots_do_not_vary(db_url):
 def test_charts_draw_error_bars_from_the_interval_and_escape_labels(db_url):
     ids = [store_experiment(db_url, [0.1, 0.5, 0.9], shots=k, label="<b>x</b>") for k in (0, 1)]
     variants = variants_of(db_url, ids)
-    bars = compare.rouge_figure(compare.rouge_table(variants))
+    bars = charts.rouge_figure(compare.rouge_table(variants))
     rouge1 = next(trace for trace in bars.data if trace.name == "rouge1")
     stats = variants[0].scores["rouge1"]
     assert rouge1.error_y.array[0] == pytest.approx(stats["ci_high"] - stats["mean"])
     assert rouge1.error_y.arrayminus[0] == pytest.approx(stats["mean"] - stats["ci_low"])
     assert all("<b>" not in name for name in rouge1.x)
-    lines = compare.shots_figure(compare.shots_curve(variants))
+    lines = charts.shots_figure(compare.shots_curve(variants))
     assert {trace.name for trace in lines.data} == {"rouge1", "rouge2", "rougeL", "rougeLsum"}
 
 
@@ -235,13 +235,13 @@ def test_charts_draw_error_bars_from_the_interval_and_escape_labels(db_url):
     ],
 )
 def test_word_diff_reconstructs_both_texts(a, b):
-    pieces = compare.word_diff(a, b)
+    pieces = word_diff.word_diff(a, b)
     assert "".join(text for op, text in pieces if op != "insert") == a
     assert "".join(text for op, text in pieces if op != "delete") == b
 
 
 def test_word_diff_marks_only_the_changed_words():
-    pieces = compare.word_diff("the cat sat", "the dog sat")
+    pieces = word_diff.word_diff("the cat sat", "the dog sat")
     assert [(op, text.strip()) for op, text in pieces if op != "equal"] == [
         ("delete", "cat"),
         ("insert", "dog"),
@@ -250,17 +250,17 @@ def test_word_diff_marks_only_the_changed_words():
 
 @pytest.mark.parametrize("side", ["a", "b", "both"])
 def test_diff_html_escapes_every_piece_of_text(side):
-    shown = compare.diff_html(compare.word_diff(HOSTILE, "fine " + HOSTILE + " <i>"), side=side)
+    shown = word_diff.diff_html(word_diff.word_diff(HOSTILE, "fine " + HOSTILE + " <i>"), side=side)
     assert "<script>" not in shown and "<i>" not in shown
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in shown
     assert "**bold** $x$ &amp; done" in shown
 
 
 def test_diff_html_shows_one_side_or_both():
-    pieces = compare.word_diff("old word", "new word")
-    assert "old" in compare.diff_html(pieces, side="a")
-    assert "old" not in compare.diff_html(pieces, side="b")
-    both = compare.diff_html(pieces, side="both")
+    pieces = word_diff.word_diff("old word", "new word")
+    assert "old" in word_diff.diff_html(pieces, side="a")
+    assert "old" not in word_diff.diff_html(pieces, side="b")
+    both = word_diff.diff_html(pieces, side="both")
     assert "<del" in both and "<ins" in both
 
 

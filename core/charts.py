@@ -1,0 +1,55 @@
+"""Plotly figures of compared experiments: ROUGE by variant and ROUGE against the number of
+shots, with error bars from the 95% confidence intervals."""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+import pandas as pd
+import plotly.express as px
+import plotly.graph_objects as go
+
+_CHART_COMMON: dict[str, Any] = dict(
+    error_y="above",
+    error_y_minus="below",
+    hover_data={"ci_low": ":.3f", "ci_high": ":.3f", "above": False, "below": False},
+    labels={"mean": "mean F-measure (95% CI)", "rouge_type": "ROUGE"},
+)
+
+
+def rouge_figure(table: pd.DataFrame) -> go.Figure:
+    """Grouped bars: each variant's mean ROUGE per type, error bars from the 95% CI."""
+    shown = _with_error_bars(table).assign(variant=table["variant"].map(_plotly_text))
+    figure = px.bar(
+        shown, x="variant", y="mean", color="rouge_type", barmode="group", **_CHART_COMMON
+    )
+    figure.update_xaxes(type="category", title=None)
+    return figure.update_yaxes(rangemode="tozero")
+
+
+def shots_figure(curve: pd.DataFrame) -> go.Figure:
+    """Lines of mean ROUGE against shots, one per type (and series), error bars from the CI."""
+    shown = _with_error_bars(curve).assign(series=curve["series"].map(_plotly_text))
+    dash = "series" if shown["series"].nunique() > 1 else None
+    figure = px.line(
+        shown,
+        x="shots",
+        y="mean",
+        color="rouge_type",
+        line_dash=dash,
+        markers=True,
+        **_CHART_COMMON,
+    )
+    figure.update_xaxes(tickvals=sorted(shown["shots"].unique()))
+    return figure.update_yaxes(rangemode="tozero")
+
+
+def _with_error_bars(frame: pd.DataFrame) -> pd.DataFrame:
+    above, below = frame["ci_high"] - frame["mean"], frame["mean"] - frame["ci_low"]
+    return frame.assign(above=above, below=below)
+
+
+def _plotly_text(text: str) -> str:
+    # Plotly reads tags such as <a href> in labels; escaped, they show as the characters they are.
+    return html.escape(str(text))
