@@ -187,32 +187,49 @@ def execute(
     """Generate, score and store every unfinished example; returns the final status."""
     spec, todo, pool, done, total = _start(experiment_id, db_url)
     try:
-        loaded = models.get_model(spec.model)
-        _update(
-            db_url,
-            experiment_id,
-            model_revision=loaded.revision,
-            device=loaded.device,
-            dtype=loaded.dtype,
-            library_versions=library_versions(),
-        )
-        prompts, where, done = _render_all(experiment_id, spec, todo, pool, loaded, done, db_url)
-        if on_progress:
-            on_progress(done, total)
-        for indices, outputs in generate_batches(
-            loaded, prompts, spec.settings, batch_size=spec.batch_size
-        ):
-            batch = [prompts[i] for i in indices]
-            done = _store_batch(experiment_id, spec, batch, outputs, where, db_url)
-            if on_progress:
-                on_progress(done, total)
-            if should_stop and should_stop() and done < total:
-                _update(db_url, experiment_id, status="interrupted", finished_at=utcnow())
-                return "interrupted"
+        with models.hold(spec.model) as loaded:
+            return _generate_all(
+                experiment_id,
+                spec,
+                todo,
+                pool,
+                loaded,
+                done,
+                total,
+                db_url,
+                on_progress,
+                should_stop,
+            )
     except BaseException as exc:
         status = "failed" if isinstance(exc, Exception) else "interrupted"
         _update(db_url, experiment_id, status=status, error=str(exc)[:2000], finished_at=utcnow())
         raise
+
+
+def _generate_all(
+    experiment_id, spec, todo, pool, loaded, done, total, db_url, on_progress, should_stop
+) -> str:
+    _update(
+        db_url,
+        experiment_id,
+        model_revision=loaded.revision,
+        device=loaded.device,
+        dtype=loaded.dtype,
+        library_versions=library_versions(),
+    )
+    prompts, where, done = _render_all(experiment_id, spec, todo, pool, loaded, done, db_url)
+    if on_progress:
+        on_progress(done, total)
+    for indices, outputs in generate_batches(
+        loaded, prompts, spec.settings, batch_size=spec.batch_size
+    ):
+        batch = [prompts[i] for i in indices]
+        done = _store_batch(experiment_id, spec, batch, outputs, where, db_url)
+        if on_progress:
+            on_progress(done, total)
+        if should_stop and should_stop() and done < total:
+            _update(db_url, experiment_id, status="interrupted", finished_at=utcnow())
+            return "interrupted"
     _finish(experiment_id, spec, db_url)
     return "completed"
 

@@ -11,6 +11,8 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -317,6 +319,7 @@ def _prepare_tokenizer(tokenizer: Any, kind: ModelKind) -> None:
 
 _lock = threading.RLock()
 _current: LoadedModel | None = None
+_holders = 0  # running generations that need _current to stay loaded
 
 
 def get_model(request: ModelRequest, *, cache_dir: Path | None = None) -> LoadedModel:
@@ -326,11 +329,35 @@ def get_model(request: ModelRequest, *, cache_dir: Path | None = None) -> Loaded
     with _lock:
         if _current is not None and _current.request == req:
             return _current
+        _refuse_while_held(f"load {req.model_id}")
         if not _is_gguf(req.model_id):
             _local_folder(req.model_id)  # a mistyped path must not cost the loaded model
         unload()
         _current = load_model(req, cache_dir=cache_dir)
         return _current
+
+
+@contextmanager
+def hold(request: ModelRequest) -> Iterator[LoadedModel]:
+    """The model for `request`, kept loaded until the block ends: meanwhile a request for
+    another model, or to unload, is refused instead of pulling it from under a generation."""
+    global _holders
+    with _lock:
+        loaded = get_model(request)
+        _holders += 1
+    try:
+        yield loaded
+    finally:
+        with _lock:
+            _holders -= 1
+
+
+def _refuse_while_held(action: str) -> None:
+    if _holders and _current is not None:
+        raise PromptLabError(
+            f"Cannot {action} now: {_current.model_id} is generating for a running experiment "
+            "or Playground run. Wait for it to finish, or cancel it on the Experiments page."
+        )
 
 
 def current_model() -> LoadedModel | None:
@@ -343,6 +370,7 @@ def unload() -> None:
     with _lock:
         if _current is None:
             return
+        _refuse_while_held("unload the model")
         device = _current.device
         _current.model = None
         _current = None

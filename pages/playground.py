@@ -7,7 +7,7 @@ from core import experiments, playground
 from core.data import BUILTIN_NAME
 from core.errors import PromptLabError
 from core.experiments import RunSpec
-from core.models import EMBEDDED, ModelRequest, current_model, get_model
+from core.models import EMBEDDED, ModelRequest, current_model, get_model, hold
 from core.rendering import render_for_model
 from core.scoring import RougeOptions, score_rouge
 from core.streaming import TokenStream
@@ -110,7 +110,7 @@ if settings is not None and design is not None and data is not None:
         output_box = st.container(key="playground-output")
         if run:
             st.session_state.pop(LAST, None)
-            with output_box:
+            with output_box, hold(request) as loaded:  # stays loaded until the answer ends
                 shown, box = "", st.empty()
                 stream = TokenStream(loaded, prompt, settings)
                 for piece in stream:

@@ -113,3 +113,18 @@ def test_model_that_fails_to_load_leaves_none_half_loaded(tiny_causal_dir, bert_
         assert models.current_model() is None
     finally:
         models.unload()
+
+
+def test_a_held_model_is_not_swapped_or_unloaded_under_a_running_generation(
+    tiny_causal_dir, tiny_t5_dir
+):
+    first = ModelRequest(str(tiny_causal_dir))
+    with models.hold(first) as loaded:
+        with pytest.raises(PromptLabError, match="is generating"):
+            models.get_model(ModelRequest(str(tiny_t5_dir)))
+        with pytest.raises(PromptLabError, match="is generating"):
+            models.unload()
+        assert models.get_model(first) is loaded and loaded.model is not None
+    assert models.get_model(ModelRequest(str(tiny_t5_dir))).kind == "seq2seq"
+    models.unload()
+    assert models.current_model() is None
