@@ -1,5 +1,177 @@
-"""Datasets page (being built)."""
+"""Datasets: the built-in dialogues and imported CSV/JSONL files; preview, search, download,
+delete, and import with a column mapping whose row problems are listed by line number."""
 
+import pandas as pd
 import streamlit as st
 
+from core import dataset_files, experiments
+from core.data import BUILTIN_NAME
+from core.errors import PromptLabError
+from core.export import to_csv_bytes
+from storage import queries
+from storage.db import session_scope
+from ui.feedback import plain, shown_errors
+from ui.state import kept, key
+
+PAGE = "datasets"
+NONE = "(none)"
+CONFIRM = "datasets.confirm_delete"  # the name awaiting confirmation of its deletion
+NOTICE = "datasets.notice"  # a success message that must outlive the rerun after an action
+SELECT = "datasets.select"  # a dataset to show next (just imported): set before its selectbox
+
+
+def table(frame: pd.DataFrame, filename: str) -> None:
+    """A table and its CSV download, written by the same rules as the CLI export."""
+    st.dataframe(frame, hide_index=True)
+    st.download_button(
+        "Download as CSV",
+        to_csv_bytes(frame),
+        file_name=filename,
+        mime="text/csv",
+        on_click="ignore",
+        key=f"download-{filename}",
+    )
+
+
+def stored_datasets() -> list[queries.DatasetSummary]:
+    st.subheader("Stored datasets")
+    experiments.get_dataset(BUILTIN_NAME)  # the built-in set is always there: stored on first use
+    with session_scope() as session:
+        summaries = queries.list_datasets(session=session)
+    table(dataset_files.summaries_frame(summaries), "datasets.csv")
+    return summaries
+
+
+def preview(names: list[str]) -> None:
+    st.subheader("Examples")
+    chosen = key(PAGE, "chosen")
+    if (pending := st.session_state.pop(SELECT, None)) in names:
+        st.session_state[chosen] = pending
+    elif st.session_state.get(chosen) not in names:  # deleted, here or in another session
+        st.session_state.pop(chosen, None)
+    name = st.selectbox("Dataset", names, **kept(PAGE, "chosen"))
+    if name is None:
+        return
+    with session_scope() as session:
+        dataset = queries.load_dataset(session=session, name=name)
+    frame = dataset_files.examples_frame(dataset)
+    query = st.text_input("Search id, input or reference", **kept(PAGE, "search"))
+    shown = dataset_files.search_examples(frame, query)
+    st.caption(f"{len(shown)} of {len(frame)} examples.")
+    table(shown, f"{name}-examples.csv")
+    delete_step(name)
+
+
+def delete_step(name: str) -> None:
+    """Delete in two clicks: the first asks, the second deletes."""
+    if st.session_state.get(CONFIRM) != name:
+        if st.button("Delete this dataset…", key="delete"):
+            st.session_state[CONFIRM] = name
+            st.rerun()
+        return
+    with session_scope() as session:
+        users = len(queries.list_experiments(session=session, dataset=name))
+    warning = f"Delete the dataset '{name}' and its examples?"
+    if users:
+        warning += f" {users} experiment(s) used it; they stay, but cannot be resumed or re-run."
+    if name == BUILTIN_NAME:
+        warning += " It is the built-in set: it is stored again, as shipped, on its next use."
+    st.warning(plain(warning))
+    yes, no = st.columns(2)
+    if yes.button("Yes, delete", type="primary", key="delete-yes"):
+        with session_scope() as session:
+            queries.delete_dataset(session=session, name=name)
+        st.session_state.pop(CONFIRM, None)
+        st.session_state[NOTICE] = f"Deleted the dataset '{name}'."
+        st.rerun()
+    if no.button("Cancel", key="delete-no"):
+        st.session_state.pop(CONFIRM, None)
+        st.rerun()
+
+
+def upload_step(taken: set[str]) -> None:
+    st.subheader("Import a file")
+    upload = st.file_uploader("A CSV, TSV or JSONL file", type=["csv", "tsv", "jsonl"])
+    if upload is None:
+        return
+    raw = upload.getvalue()
+    found = dataset_files.preview_upload(raw, filename=upload.name)
+    if found.problems:
+        show_problems(f"These lines of '{upload.name}' cannot be read:", list(found.problems))
+    if not found.columns:
+        return
+    st.caption(f"{found.total_rows} rows. The first rows as read, every column of the file:")
+    st.dataframe(found.rows, hide_index=True)
+    # Keys carry the upload's id: another file starts from its own guesses and name.
+    mapping = mapping_form(found.columns, upload.file_id)
+    st.caption(
+        "Splits: rows marked pool give the shots, rows marked eval are scored; without a split "
+        "column every example is in both. Without a reference column nothing can be scored."
+    )
+    name = st.text_input(
+        "Dataset name",
+        dataset_files.default_name(upload.name),
+        key=f"datasets.name.{upload.file_id}",
+    )
+    if st.button("Import", type="primary"):
+        if name.strip() in taken:
+            raise PromptLabError(
+                f"A dataset named '{name.strip()}' exists already: choose another name, "
+                "or delete that one first."
+            )
+        import_upload(raw, upload.name, name, mapping)
+
+
+def mapping_form(columns: tuple[str, ...], upload_id: str) -> dataset_files.ColumnMapping:
+    guess = dataset_files.guess_mapping(columns)
+    optional = [NONE, *columns]
+    cells = st.columns(4)
+    picks = {}
+    for cell, role in zip(cells, ("input", "reference", "id", "split"), strict=True):
+        choices = list(columns) if role == "input" else optional
+        default = getattr(guess, role) or NONE
+        picks[role] = cell.selectbox(
+            f"{role} column",
+            choices,
+            index=choices.index(default),
+            key=f"datasets.map.{role}.{upload_id}",
+        )
+    return dataset_files.ColumnMapping(
+        **{role: None if pick == NONE else pick for role, pick in picks.items()}
+    )
+
+
+def import_upload(
+    raw: bytes, filename: str, name: str, mapping: dataset_files.ColumnMapping
+) -> None:
+    try:
+        dataset = dataset_files.import_upload(raw, filename=filename, name=name, mapping=mapping)
+    except PromptLabError as exc:
+        head, problems = dataset_files.import_problems(str(exc))
+        if not problems:
+            raise
+        show_problems(head, problems)
+        return
+    with session_scope() as session:
+        queries.save_dataset(session=session, dataset=dataset)
+    st.session_state[NOTICE] = f"Imported {len(dataset.examples)} examples as '{dataset.name}'."
+    st.session_state[SELECT] = dataset.name
+    st.rerun()
+
+
+def show_problems(head: str, problems: list[str]) -> None:
+    """An import refused: the headline, and each row problem on its own line, as plain text."""
+    st.error(plain(head))
+    st.text("\n".join(problems))
+
+
 st.title("Datasets")
+if notice := st.session_state.pop(NOTICE, None):
+    st.success(plain(notice))
+names: list[str] = []
+with shown_errors():
+    names = [s.name for s in stored_datasets()]
+with shown_errors():
+    preview(names)
+with shown_errors():
+    upload_step(set(names))

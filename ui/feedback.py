@@ -1,6 +1,7 @@
 """Turning errors into messages: a user's mistake is shown as it is, a bug as a short apology."""
 
 import logging
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -9,6 +10,13 @@ import streamlit as st
 from core.errors import PromptLabError
 
 log = logging.getLogger("prompt_lab.ui")
+MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
+
+
+def plain(text: str) -> str:
+    """Text for a Markdown element (st.error, st.success…) shown as written: a file called
+    my_data_v2.csv stays un-italicised, and a name cannot inject a link or an image."""
+    return MARKDOWN.sub(r"\\\1", text)
 
 
 @contextmanager
@@ -17,7 +25,7 @@ def shown_errors() -> Iterator[None]:
     try:
         yield
     except PromptLabError as exc:
-        st.error(str(exc))
+        st.error(plain(str(exc)))
     except Exception:
         log.exception("unexpected error in a page")
         st.error(

@@ -4,6 +4,7 @@ refreshes itself every second while something runs, without rerunning the rest o
 import streamlit as st
 
 from core import jobs
+from ui.feedback import plain
 
 MINE = "experiments.jobs"  # ids of the jobs this session started
 
@@ -28,9 +29,9 @@ def _show(job: jobs.Job, mine: bool) -> None:
         f"elapsed {_duration(job.elapsed_s())} · remaining ≈ {_duration(job.remaining_s())}",
     )
     if job.finished:
-        message = f"{job.title}: {job.status}, {job.done} / {job.total} examples stored."
+        message = plain(f"{job.title}: {job.status}, {job.done} / {job.total} examples stored.")
         if job.status == "failed":
-            st.error(f"{message} {job.error}")
+            st.error(f"{message} {plain(job.error or '')}")
         elif job.status == "cancelled":
             st.warning(f"{message} Resume it from the list below to finish the rest.")
         else:

@@ -10,6 +10,7 @@ from streamlit.testing.v1 import AppTest
 from core import jobs, models
 from storage import queries
 from storage.db import session_scope
+from tests.ui.shown import unescaped
 
 pytestmark = pytest.mark.slow
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
@@ -125,7 +126,7 @@ def test_bad_sweep_values_show_a_message_and_start_nothing(app, db):
     app.multiselect(key=K + "vary").set_value(["temperature"]).run()
     app.text_input(key=K + "values.temperature").set_value("0, warm").run()
     assert not app.exception
-    assert "temperature takes float values" in app.error[0].value
+    assert "temperature takes float values" in unescaped(app.error[0].value)
     assert not [b for b in app.button if b.label == "Start"]
     assert stored(db) == []
 

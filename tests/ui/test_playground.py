@@ -8,6 +8,7 @@ from streamlit.testing.v1 import AppTest
 from core import models, playground
 from storage import queries
 from storage.db import session_scope
+from tests.ui.shown import unescaped
 
 pytestmark = pytest.mark.slow
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
@@ -66,7 +67,9 @@ def test_one_shot_prompt_is_shown_by_part_run_streamed_scored_and_stored(app, db
 
 def test_typed_input_is_escaped_in_the_preview_and_its_run_is_stored(app, db):
     app.radio(key="keep.playground.source").set_value("typed here").run()
-    assert "Type an input" in app.error[0].value  # nothing typed yet: a message, no traceback
+    assert "Type an input" in unescaped(
+        app.error[0].value
+    )  # nothing typed yet: a message, no traceback
     app.text_area(key="keep.playground.typed_input").set_value(
         "#Person1#: <script>alert(1)</script> **bold** $x$"
     ).run()
@@ -84,7 +87,7 @@ def test_typed_input_is_escaped_in_the_preview_and_its_run_is_stored(app, db):
 def test_a_template_without_input_placeholder_shows_a_message_not_a_traceback(app):
     app.text_area(key="keep.playground.example_format").set_value("No placeholder").run()
     assert not app.exception
-    assert "{input}" in app.error[0].value
+    assert "{input}" in unescaped(app.error[0].value)
     assert app.text_area(key="keep.playground.instruction").value  # the form is still there
 
 
