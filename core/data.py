@@ -18,6 +18,8 @@ BUILTIN_NAME = "dialogues"
 INPUT_GUESSES = ("dialogue", "input", "text", "prompt", "question", "document", "source")
 REFERENCE_GUESSES = ("summary", "reference", "output", "target", "answer", "label")
 MAX_LISTED_PROBLEMS = 20
+# csv refuses cells over 128 KiB by default; a long transcript is a legitimate input.
+csv.field_size_limit(max(csv.field_size_limit(), 64 * 2**20))
 
 
 @dataclass(frozen=True)
@@ -138,7 +140,7 @@ def _read_rows(text: str, filename: str) -> Iterator[_Row]:
     if filename.lower().endswith((".jsonl", ".ndjson", ".json")):
         yield from _jsonl_rows(text, filename)
     elif filename.lower().endswith((".csv", ".tsv", ".txt")):
-        yield from _csv_rows(text, "\t" if filename.lower().endswith(".tsv") else ",")
+        yield from _csv_rows(text, "\t" if filename.lower().endswith(".tsv") else ",", filename)
     else:
         raise PromptLabError(f"'{filename}': only .csv, .tsv and .jsonl files can be imported.")
 
@@ -161,14 +163,19 @@ def _jsonl_rows(text: str, filename: str) -> Iterator[_Row]:
         raise PromptLabError(_problem_report(filename, bad))
 
 
-def _csv_rows(text: str, delimiter: str) -> Iterator[_Row]:
+def _csv_rows(text: str, delimiter: str, filename: str) -> Iterator[_Row]:
     reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter)
-    reader.fieldnames  # reads the header, so line_num counts from it  # noqa: B018
-    start = reader.line_num + 1
-    for row in reader:
-        # A quoted cell may span lines: report the line where the row starts.
-        yield _Row(start, {k: v for k, v in row.items() if k is not None})
+    try:
+        reader.fieldnames  # reads the header, so line_num counts from it  # noqa: B018
         start = reader.line_num + 1
+        for row in reader:
+            # A quoted cell may span lines: report the line where the row starts.
+            yield _Row(start, {k: v for k, v in row.items() if k is not None})
+            start = reader.line_num + 1
+    except csv.Error as exc:
+        raise PromptLabError(
+            f"'{filename}' line {reader.line_num + 1}: not readable as CSV ({exc})."
+        ) from exc
 
 
 def _columns(rows: Sequence[_Row]) -> list[str]:

@@ -3,7 +3,6 @@ with guessed defaults, and datasets as tables (listed, searched, their import pr
 
 from __future__ import annotations
 
-import csv
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -82,10 +81,10 @@ def preview_upload(raw: bytes, *, filename: str, limit: int = PREVIEW_ROWS) -> U
             columns.update(dict.fromkeys(row.values))
             if len(first) < limit:
                 first.append({LINE: row.line} | {k: _text(v) for k, v in row.values.items()})
-    except PromptLabError as exc:  # raised after every readable line was read
+    except PromptLabError as exc:  # row problems come after every readable line was read
         problems = tuple(import_problems(str(exc))[1])
-    except csv.Error as exc:
-        raise _unreadable_csv(filename, exc) from exc
+        if not problems:  # the file itself is unreadable
+            raise
     if not total and not problems:
         raise PromptLabError(f"'{filename}' has no data rows.")
     frame = pd.DataFrame(first, columns=[LINE, *columns])
@@ -111,20 +110,17 @@ def import_upload(raw: bytes, *, filename: str, name: str, mapping: ColumnMappin
     if not name:
         raise PromptLabError("Give the dataset a name.")
     mapping.check()
-    try:
-        return import_bytes(
-            raw,
-            filename=filename,
-            name=name,
-            input_column=mapping.input,
-            reference_column=mapping.reference,
-            id_column=mapping.id,
-            split_column=mapping.split,
-            require_reference=mapping.reference is not None,
-            source=filename,
-        )
-    except csv.Error as exc:
-        raise _unreadable_csv(filename, exc) from exc
+    return import_bytes(
+        raw,
+        filename=filename,
+        name=name,
+        input_column=mapping.input,
+        reference_column=mapping.reference,
+        id_column=mapping.id,
+        split_column=mapping.split,
+        require_reference=mapping.reference is not None,
+        source=filename,
+    )
 
 
 def default_name(filename: str) -> str:
@@ -178,11 +174,6 @@ def _text(value: Any) -> str | None:
     if value is None or isinstance(value, str):
         return value
     return json.dumps(value, ensure_ascii=False)
-
-
-def _unreadable_csv(filename: str, exc: csv.Error) -> PromptLabError:
-    # e.g. a cell over Python's csv field limit (128 KiB): a user's file, not a bug.
-    return PromptLabError(f"'{filename}' cannot be read as CSV: {exc}.")
 
 
 def _guess(columns: Sequence[str], guesses: Sequence[str]) -> str | None:

@@ -1,5 +1,6 @@
 """Datasets: the built-in set, and all-or-nothing CSV/JSONL imports that name bad lines."""
 
+import csv
 import json
 
 import pytest
@@ -87,3 +88,15 @@ def test_unreadable_files_get_a_clear_message(raw, filename, message):
 def test_missing_file_is_a_message_not_a_traceback(tmp_path):
     with pytest.raises(PromptLabError, match="Cannot read"):
         import_file(tmp_path / "nope.csv")
+
+
+def test_a_long_csv_cell_imports_and_one_past_the_limit_names_its_line():
+    long = "#Person1#: " + "word " * 60_000  # 300 KB, past csv's default 128 KiB cell limit
+    raw = f'dialogue,summary\n"{long}",short\n'.encode()
+    assert import_bytes(raw, filename="long.csv", name="long").examples[0].input == long.strip()
+    limit = csv.field_size_limit(1000)  # the same refusal, without a 64 MiB file
+    try:
+        with pytest.raises(PromptLabError, match="'long.csv' line 2: not readable as CSV"):
+            import_bytes(raw, filename="long.csv", name="long")
+    finally:
+        csv.field_size_limit(limit)

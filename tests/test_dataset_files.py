@@ -1,5 +1,6 @@
 """Uploads before import (preview, columns, guessed mapping) and datasets as tables."""
 
+import csv
 from datetime import datetime
 
 import pandas as pd
@@ -54,7 +55,6 @@ def test_preview_of_jsonl_lists_unreadable_lines_and_shows_values_as_text():
         (b"a,b\n1,2\n", "data.xlsx", "only .csv, .tsv and .jsonl"),
         (b"\xff\xfea,b", "data.csv", "not UTF-8"),
         (b"input,reference\n", "empty.csv", "no data rows"),
-        (b'input,reference\n"' + b"x" * 200_000 + b'",r\n', "huge.csv", "cannot be read as CSV"),
     ],
 )
 def test_unreadable_uploads_are_refused_with_a_message(raw, filename, message):
@@ -127,3 +127,12 @@ def test_summaries_table_spells_out_the_splits():
     frame = summaries_frame([summary, DatasetSummary("e", "", 0, 0, {}, created)])
     assert list(frame["splits"]) == ["pool 1, eval 2", "none"]
     assert list(frame["with reference"]) == [2, 0]
+
+
+def test_an_unreadable_csv_is_refused_in_the_preview_not_passed_over():
+    limit = csv.field_size_limit(1000)  # a cell past the csv limit, without a 64 MiB file
+    try:
+        with pytest.raises(PromptLabError, match="'big.csv' line 2: not readable as CSV"):
+            preview_upload(b'input,reference\n"' + b"x" * 2000 + b'",r\n', filename="big.csv")
+    finally:
+        csv.field_size_limit(limit)
