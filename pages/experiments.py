@@ -110,8 +110,14 @@ with new_run, shown_errors():
     )
     sweep = sweeps.sweep_from_lists(spec, lists, name=label.strip()) if varied else None
     count = len(sweep.expand()) if sweep else 1
-    examples = len(experiments.examples_for(spec, data)[0])
+    chosen = experiments.examples_for(spec, data)[0]
+    examples = len(chosen)
     st.caption(f"{count} experiment(s) × {examples} example(s) = {count * examples} generations.")
+    if unscored := sum(ex.reference is None for ex in chosen):
+        st.warning(
+            f"{unscored} of these {examples} examples have no reference: their outputs will be "
+            "stored but not scored, and they cannot count towards ROUGE."
+        )
     if st.button("Start", type="primary"):
         job = jobs.start_sweep(sweep) if sweep else jobs.start_run(spec)
         jobs_panel.remember(job)

@@ -8,6 +8,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from core import jobs, models
+from core.data import Dataset, Example
 from storage import queries
 from storage.db import session_scope
 from tests.ui.shown import unescaped
@@ -139,3 +140,13 @@ def test_playground_runs_are_hidden_from_the_list_unless_asked_for(app, db):
     assert any("No stored experiments match" in i.value for i in app.info)
     app.toggle(key=K + "f.playground").set_value(True).run()
     assert app.dataframe[0].value["label"].tolist() == ["playground"]
+
+
+def test_examples_without_references_are_flagged_before_a_run(app, db):
+    unscored = Dataset("unscored", (Example("u1", "#Person1#: hi"), Example("u2", "hello")))
+    with session_scope(db) as session:
+        queries.save_dataset(session=session, dataset=unscored)
+    app.run()
+    app.selectbox(key=K + "dataset").set_value("unscored").run()
+    assert not app.exception
+    assert any("2 of these 2 examples have no reference" in w.value for w in app.warning)
