@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PORT ?= 8501
 
-.PHONY: setup run test test-fast bench lint clean
+.PHONY: setup run test test-fast screenshots bench lint clean
 
 setup: $(STAMP)
 
@@ -27,6 +27,14 @@ test: setup
 
 test-fast: setup
 	$(PY) -m pytest -m "not slow"
+
+# The real-browser test alone (needs /usr/bin/chromium: apt-get install chromium); its page
+# screenshots become the README's docs/screenshots/.
+SHOTS := artifacts/screenshots
+screenshots: setup
+	PROMPT_LAB_SCREENSHOTS=$(SHOTS) $(PY) -m pytest -q tests/ui/test_browser.py
+	for page in playground playground-run experiments compare datasets models; do \
+		cp $(SHOTS)/$$page.png docs/screenshots/$$page.png || exit 1; done
 
 bench: setup
 	$(PY) -m bench.model_load
