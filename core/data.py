@@ -7,7 +7,7 @@ import csv
 import io
 import json
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from core.errors import PromptLabError
@@ -61,7 +61,7 @@ class Dataset:
 
 def load_builtin() -> Dataset:
     """The 64 dialogues written for Prompt Lab: 16 in the shot pool, 48 for evaluation."""
-    return import_file(
+    dataset = import_file(
         BUILTIN_FILE,
         name=BUILTIN_NAME,
         input_column="dialogue",
@@ -69,6 +69,8 @@ def load_builtin() -> Dataset:
         id_column="id",
         split_column="split",
     )
+    # Where it ships, not where this checkout happens to live.
+    return replace(dataset, source="built-in (data/dialogues.jsonl)")
 
 
 @dataclass(frozen=True)
