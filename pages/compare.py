@@ -10,7 +10,7 @@ from core.errors import PromptLabError
 from storage.db import session_scope
 from storage.queries import ROUGE_COLUMNS
 from ui.feedback import shown_errors
-from ui.state import key
+from ui.state import kept, key
 
 SENT = "compare.ids"  # the Experiments page puts ids here before switching to this page
 MODES = ("Experiments", "A study")
@@ -35,7 +35,7 @@ def pick_experiments() -> list[int]:
         choices = {c.id: c for c in compare.list_choices(session=session)}
         studies = {s.id: s for s in compare.list_studies(session=session)}
     receive_sent_ids(choices)
-    mode = st.radio("Compare", MODES, horizontal=True, key=key("compare", "mode"))
+    mode = st.radio("Compare", MODES, horizontal=True, **kept("compare", "mode"))
     if mode == "A study":
         return pick_study(studies, choices)
     chosen = key("compare", "ids")
@@ -45,6 +45,7 @@ def pick_experiments() -> list[int]:
         list(choices),
         format_func=lambda i: choices[i].describe(),
         key=chosen,
+        persist_state="session",
         placeholder="Pick experiments",
     )
 
@@ -60,10 +61,10 @@ def receive_sent_ids(choices: dict[int, Choice]) -> None:
 
 def forget_missing(widget: str, choices: dict[int, Choice]) -> None:
     """Drop ids deleted since they were chosen: a multiselect refuses values it does not list."""
-    kept = st.session_state.get(widget) or []
-    gone = [str(i) for i in kept if i not in choices]
+    held = st.session_state.get(widget) or []
+    gone = [str(i) for i in held if i not in choices]
     if gone:
-        st.session_state[widget] = [i for i in kept if i in choices]
+        st.session_state[widget] = [i for i in held if i in choices]
         st.warning(f"Experiment(s) {', '.join(gone)} no longer exist and were left out.")
 
 
@@ -75,7 +76,11 @@ def pick_study(studies: dict, choices: dict[int, Choice]) -> list[int]:
     if st.session_state.get(widget) not in studies:
         st.session_state.pop(widget, None)
     study_id = st.selectbox(
-        "Study", list(studies), format_func=lambda i: studies[i].describe(), key=widget
+        "Study",
+        list(studies),
+        format_func=lambda i: studies[i].describe(),
+        key=widget,
+        persist_state="session",
     )
     members = sorted((c for c in choices.values() if c.study_id == study_id), key=lambda c: c.id)
     st.dataframe(
@@ -148,11 +153,11 @@ def show_downloads(ids: list[int]) -> None:
 def show_examples(variants: list[Variant]) -> None:
     st.subheader("Example by example")
     left, middle, right = st.columns(3)
-    metric = left.selectbox("Score", ROUGE_COLUMNS, index=2, key=key("compare", "metric"))
+    metric = left.selectbox("Score", ROUGE_COLUMNS, index=2, **kept("compare", "metric"))
     order = middle.selectbox(
-        "Order", list(ORDERS), format_func=ORDERS.get, key=key("compare", "order")
+        "Order", list(ORDERS), format_func=ORDERS.get, **kept("compare", "order")
     )
-    against = right.radio("Mark the words that differ from", AGAINST, key=key("compare", "vs"))
+    against = right.radio("Mark the words that differ from", AGAINST, **kept("compare", "vs"))
     try:
         with session_scope() as session:
             frame = compare.per_example(
@@ -167,9 +172,16 @@ def show_examples(variants: list[Variant]) -> None:
     shown = key("compare", "count")
     if st.session_state.get(shown, 0) > len(frame):  # kept from a larger selection
         st.session_state[shown] = len(frame)
-    count = st.number_input("Examples shown below", 1, len(frame), min(5, len(frame)), key=shown)
+    count = st.number_input(
+        "Examples shown below",
+        1,
+        len(frame),
+        min(5, len(frame)),
+        key=shown,
+        persist_state="session",
+    )
     missed = st.toggle(
-        "Also show the words it left out (struck through)", key=key("compare", "missed")
+        "Also show the words it left out (struck through)", **kept("compare", "missed")
     )
     for _, row in frame.head(int(count)).iterrows():
         show_example(row, variants, metric, against == AGAINST[0], "both" if missed else "b")

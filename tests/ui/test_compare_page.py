@@ -125,3 +125,16 @@ def test_experiments_without_results_are_left_out_by_name(app, db_url):
     assert not app.exception and not app.error
     assert f"experiment {pending} (pending, 0/3 done)" in app.warning[0].value
     assert len(app.dataframe[0].value) == 2
+
+
+def test_the_selection_survives_a_visit_to_another_page(app, db_url):
+    first = store_experiment(db_url, [0.5] * 3, label="first")
+    second = store_experiment(db_url, [0.4] * 3, shots=1, label="second")
+    app.run()
+    app.multiselect(key=key("compare", "ids")).set_value([first, second]).run()
+    app.selectbox(key=key("compare", "metric")).set_value("rouge1").run()
+    app.switch_page("pages/datasets.py").run()
+    app.switch_page("pages/compare.py").run()
+    assert not app.exception
+    assert app.multiselect(key=key("compare", "ids")).value == [first, second]
+    assert app.selectbox(key=key("compare", "metric")).value == "rouge1"
