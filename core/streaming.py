@@ -44,9 +44,13 @@ class TokenStream:
             loaded.tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=timeout_s
         )
         self._thread = threading.Thread(target=self._run, daemon=True)
+        # Set once this stream holds the model; waiting for another run's batch is not a hang.
+        self._generating = threading.Event()
 
     def __iter__(self) -> Iterator[str]:
         self._thread.start()
+        while not self._generating.wait(0.2) and self._thread.is_alive():
+            pass  # another run's batch holds the model; the timeout starts when ours begins
         shown, pending = "", ""
         try:
             for piece in self._streamer:
@@ -80,6 +84,7 @@ class TokenStream:
             prompt_len = ids["input_ids"].shape[1] if loaded.kind == "causal" else 1
             recorder = FinishRecorder(loaded, settings, prompt_len)
             with generate_lock, torch.inference_mode():
+                self._generating.set()
                 if settings.do_sample:
                     torch.manual_seed(settings.seed)
                 recorder.start()

@@ -7,6 +7,7 @@ from core import experiments, playground
 from core.data import BUILTIN_NAME
 from core.errors import PromptLabError
 from core.experiments import RunSpec
+from core.generation import generate_lock
 from core.models import EMBEDDED, ModelRequest, current_model, get_model, hold
 from core.rendering import render_for_model
 from core.scoring import RougeOptions, score_rouge
@@ -112,6 +113,8 @@ if settings is not None and design is not None and data is not None:
             st.session_state.pop(LAST, None)
             with output_box, hold(request) as loaded:  # stays loaded until the answer ends
                 shown, box = "", st.empty()
+                if generate_lock.locked():
+                    box.caption("Waiting for the batch another run is generating…")
                 stream = TokenStream(loaded, prompt, settings)
                 for piece in stream:
                     shown += piece

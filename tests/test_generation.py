@@ -1,12 +1,15 @@
 """Generation mechanics on tiny real models built from configs: batching, finish reasons,
 stop strings, out-of-memory retries, streaming and seeded sampling."""
 
+import threading
+import time
+
 import pytest
 import torch
 
 from core.data import Example
 from core.errors import PromptLabError
-from core.generation import PRUNE_EVERY, generate
+from core.generation import PRUNE_EVERY, generate, generate_lock
 from core.models import ModelRequest, load_model
 from core.prompts import PromptDesign
 from core.rendering import render_for_model
@@ -164,6 +167,20 @@ def test_stream_pieces_join_to_the_batch_output(tiny):
     pieces = list(stream)
     assert len(pieces) > 1
     assert "".join(pieces) == stream.result.text == generate(tiny, [prompt], GREEDY)[0].text
+
+
+def test_a_stream_waiting_for_another_runs_batch_does_not_time_out(tiny):
+    prompt = prompts_for(tiny)[3]
+    stream = TokenStream(tiny, prompt, GREEDY, timeout_s=0.3)
+    with generate_lock:  # another session's batch holds the model for longer than the timeout
+        pieces = iter(stream)
+        waiter = threading.Thread(target=lambda: collected.extend(pieces))
+        collected: list[str] = []
+        waiter.start()
+        time.sleep(1.0)
+        assert waiter.is_alive() and not collected  # still waiting, not failed
+    waiter.join(timeout=30)
+    assert "".join(collected) == stream.result.text == generate(tiny, [prompt], GREEDY)[0].text
 
 
 def test_stream_never_shows_the_stop_string(tiny):
