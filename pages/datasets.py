@@ -1,36 +1,22 @@
 """Datasets: the built-in dialogues and imported CSV/JSONL files; preview, search, download,
 delete, and import with a column mapping whose row problems are listed by line number."""
 
-import pandas as pd
 import streamlit as st
 
 from core import dataset_files, experiments
 from core.data import BUILTIN_NAME
 from core.errors import PromptLabError
-from core.export import to_csv_bytes
 from storage import queries
 from storage.db import session_scope
 from ui.feedback import plain, shown_errors
 from ui.state import kept, key
+from ui.tables import table
 
 PAGE = "datasets"
 NONE = "(none)"
 CONFIRM = "datasets.confirm_delete"  # the name awaiting confirmation of its deletion
 NOTICE = "datasets.notice"  # a success message that must outlive the rerun after an action
 SELECT = "datasets.select"  # a dataset to show next (just imported): set before its selectbox
-
-
-def table(frame: pd.DataFrame, filename: str) -> None:
-    """A table and its CSV download, written by the same rules as the CLI export."""
-    st.dataframe(frame, hide_index=True)
-    st.download_button(
-        "Download as CSV",
-        to_csv_bytes(frame),
-        file_name=filename,
-        mime="text/csv",
-        on_click="ignore",
-        key=f"download-{filename}",
-    )
 
 
 def stored_datasets() -> list[queries.DatasetSummary]:

@@ -6,10 +6,10 @@ import streamlit as st
 import torch
 
 from core import jobs, model_info, models
-from core.export import to_csv_bytes
 from core.models import EMBEDDED, ModelRequest
 from ui.feedback import plain, shown_errors
 from ui.state import kept
+from ui.tables import table
 
 PAGE = "models"
 DEVICES = ["auto", "cpu", "cuda", "mps"]
@@ -117,18 +117,6 @@ def show_template_preview(loaded: models.LoadedModel) -> None:
     with st.expander("Exactly, as a JSON string (newlines as \\n)"):
         st.code(preview.escaped, language="json", wrap_lines=True)
     st.caption(f"{preview.tokens} tokens")
-
-
-def table(frame: pd.DataFrame, filename: str) -> None:
-    st.dataframe(frame, hide_index=True)
-    st.download_button(
-        "Download as CSV",
-        to_csv_bytes(frame),
-        file_name=filename,
-        mime="text/csv",
-        on_click="ignore",
-        key=f"download-{filename}",
-    )
 
 
 st.title("Models")
