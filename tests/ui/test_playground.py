@@ -15,13 +15,6 @@ APP = str(Path(__file__).resolve().parents[2] / "app.py")
 
 
 @pytest.fixture
-def db(tmp_path, monkeypatch):
-    url = f"sqlite:///{tmp_path}/lab.sqlite"
-    monkeypatch.setenv("PROMPT_LAB_DB", url)
-    return url
-
-
-@pytest.fixture
 def app(db):
     at = AppTest.from_file(APP, default_timeout=180)
     at.run()

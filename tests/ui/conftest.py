@@ -1,0 +1,11 @@
+"""Fixtures for the page tests: a real SQLite file of the test's own, which the app reads from
+PROMPT_LAB_DB as it would from the environment of `make run`."""
+
+import pytest
+
+
+@pytest.fixture
+def db(tmp_path, monkeypatch) -> str:
+    url = f"sqlite:///{tmp_path}/lab.sqlite"
+    monkeypatch.setenv("PROMPT_LAB_DB", url)
+    return url
