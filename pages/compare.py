@@ -10,7 +10,10 @@ from core.errors import PromptLabError
 from storage.db import session_scope
 from storage.queries import ROUGE_COLUMNS
 from ui.feedback import shown_errors
+from ui.navigation import through_app
 from ui.state import kept, key
+
+through_app()
 
 SENT = "compare.ids"  # the Experiments page puts ids here before switching to this page
 MODES = ("Experiments", "A study")

@@ -9,8 +9,11 @@ from core.errors import PromptLabError
 from storage import queries
 from storage.db import session_scope
 from ui.feedback import plain, shown_errors
+from ui.navigation import through_app
 from ui.state import kept, key
 from ui.tables import table
+
+through_app()
 
 PAGE = "datasets"
 NONE = "(none)"

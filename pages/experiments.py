@@ -12,7 +12,10 @@ from storage.db import session_scope
 from ui import jobs_panel, widgets
 from ui.experiment_views import CLEAR, detail, list_filters
 from ui.feedback import shown_errors
+from ui.navigation import through_app
 from ui.state import kept, key
+
+through_app()
 
 PAGE = "experiments"
 FILL = "experiments.fill"  # a stored spec to pre-fill the form with ("duplicate as new")

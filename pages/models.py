@@ -8,8 +8,11 @@ import torch
 from core import jobs, model_info, models
 from core.models import EMBEDDED, ModelRequest
 from ui.feedback import plain, shown_errors
+from ui.navigation import through_app
 from ui.state import kept
 from ui.tables import table
+
+through_app()
 
 PAGE = "models"
 DEVICES = ["auto", "cpu", "cuda", "mps"]

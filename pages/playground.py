@@ -16,8 +16,11 @@ from storage import queries
 from storage.db import session_scope
 from ui import widgets
 from ui.feedback import shown_errors
+from ui.navigation import through_app
 from ui.prompt_view import coloured_prompt, context_bar
 from ui.state import kept, key
+
+through_app()
 
 PAGE = "playground"
 LAST = "playground.last"  # the last run's outcome, shown until the next run

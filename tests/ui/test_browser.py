@@ -156,3 +156,22 @@ def read_csv(path: Path) -> tuple[list[str], list[dict[str, str]]]:
         reader = csv.DictReader(handle)
         rows = list(reader)
         return list(reader.fieldnames or []), rows
+
+
+def test_a_direct_link_to_a_fresh_server_opens_the_page_inside_the_app(
+    browser, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """The first request a server gets is /compare (a bookmark, a tab left open over a restart):
+    the page must come with app.py's navigation and layout, not Streamlit's legacy pages mode."""
+    with serve_app(tmp_path_factory.mktemp("direct-link")) as fresh:
+        context = browser.new_context(viewport=VIEWPORT)
+        page = context.new_page()
+        try:
+            with explained(fresh, page, "direct-link"):
+                open_page(page, fresh, "/compare")
+                assert page.get_by_role("heading", name="Compare").first.is_visible()
+                nav = page.locator('[data-testid="stSidebarNav"]').inner_text()
+                assert "Playground" in nav and "Experiments" in nav, nav
+                assert "app" not in nav.split(), nav  # the legacy mode lists app.py as "app"
+        finally:
+            context.close()
