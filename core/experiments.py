@@ -12,12 +12,12 @@ from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
-from core import models
+from core import embeddings, models
 from core.data import BUILTIN_NAME, Dataset, Example, load_builtin
 from core.errors import PromptLabError
 from core.generation import Output, generate_batches
 from core.models import ModelRequest
-from core.prompts import PRESETS, PromptDesign, RenderedPrompt
+from core.prompts import PRESETS, Embed, PromptDesign, RenderedPrompt
 from core.rendering import render_for_model
 from core.scoring import RougeOptions, mean_bootstrap_ci, score_rouge
 from core.settings import GenerationSettings
@@ -308,10 +308,16 @@ def _render_all(experiment_id, spec, todo, pool, loaded, done, db_url):
     """Prompts for the examples still to do, and where each sits in the experiment with its
     reference; an example that cannot be rendered is stored as failed."""
     prompts, failed, where = [], [], {}
+    embed = _embedder_for(spec.design, pool, [example for _, example in todo])
     for position, example in todo:
         try:
             prompt = render_for_model(
-                loaded, spec.design, example, pool, max_new_tokens=spec.settings.max_new_tokens
+                loaded,
+                spec.design,
+                example,
+                pool,
+                max_new_tokens=spec.settings.max_new_tokens,
+                embed=embed,
             )
         except PromptLabError as exc:
             failed.append(_failed_result(position, example, str(exc)))
@@ -322,6 +328,18 @@ def _render_all(experiment_id, spec, todo, pool, loaded, done, db_url):
         with session_scope(db_url) as session:
             done = queries.add_results(session=session, experiment_id=experiment_id, results=failed)
     return prompts, where, done
+
+
+def _embedder_for(
+    design: PromptDesign, pool: Sequence[Example], examples: Sequence[Example]
+) -> Embed | None:
+    """For designs that pick or order shots by similarity: the pool (cached across runs) and
+    every input embedded up front, in batches, so selecting shots per example only reads them."""
+    if not design.needs_embeddings:
+        return None
+    embedder = embeddings.get_embedder()
+    embedder.embed_cached([ex.input for ex in (*pool, *examples)])
+    return embedder.embed_cached
 
 
 def _failed_result(position: int, example: Example, error: str) -> dict[str, Any]:

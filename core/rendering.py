@@ -9,7 +9,14 @@ from typing import Any
 
 from core.data import Example
 from core.errors import PromptLabError
-from core.prompts import PromptDesign, PromptPart, RenderedPrompt, build_parts, select_shots
+from core.prompts import (
+    Embed,
+    PromptDesign,
+    PromptPart,
+    RenderedPrompt,
+    build_parts,
+    select_shots,
+)
 
 
 def render_prompt(
@@ -21,9 +28,11 @@ def render_prompt(
     context_window: int | None = None,
     max_new_tokens: int = 0,
     encoder_decoder: bool = False,
+    embed: Embed | None = None,
 ) -> RenderedPrompt:
-    """Render `target` with shots from `pool`, fitted to the model when a tokenizer is given."""
-    shots = select_shots(design, pool, target)
+    """Render `target` with shots from `pool`, fitted to the model when a tokenizer is given;
+    `embed` serves designs that pick or order shots by similarity (see select_shots)."""
+    shots = select_shots(design, pool, target, embed=embed)
     notes = []
     if design.shots and len(shots) < design.shots:
         notes.append(f"Example {target.id} was not used as a shot for itself.")
@@ -37,7 +46,8 @@ def render_prompt(
             f"max_new_tokens ({max_new_tokens}) leaves no room for a prompt in this model's "
             f"context window of {context_window} tokens."
         )
-    fitted = _fit(design, target, shots, rendered, tokenizer, budget, context_window)
+    order = _drop_order(design, target, pool, shots, embed)
+    fitted = _fit(design, target, shots, order, rendered, tokenizer, budget, context_window)
     return _with(
         fitted, budget=budget, context_window=context_window, notes=(*notes, *fitted.notes)
     )
@@ -50,6 +60,7 @@ def render_for_model(
     pool: Sequence[Example] = (),
     *,
     max_new_tokens: int,
+    embed: Embed | None = None,
 ) -> RenderedPrompt:
     """render_prompt with the tokenizer, context window and kind of a loaded model."""
     return render_prompt(
@@ -60,10 +71,20 @@ def render_for_model(
         context_window=loaded.context_window,
         max_new_tokens=max_new_tokens,
         encoder_decoder=loaded.kind == "seq2seq",
+        embed=embed,
     )
 
 
-def _fit(design, target, shots, rendered, tokenizer, budget, window) -> RenderedPrompt:
+def _drop_order(design, target, pool, shots, embed) -> list[Example]:
+    """The order in which shots go when a prompt must shrink: the least similar first for
+    similarity picks, whatever their order in the prompt; otherwise the farthest from the input."""
+    if design.selection not in ("similar", "mmr"):
+        return list(shots)
+    ranked = select_shots(design.with_(shot_order="given"), pool, target, embed=embed)
+    return list(reversed(ranked))
+
+
+def _fit(design, target, shots, order, rendered, tokenizer, budget, window) -> RenderedPrompt:
     over = rendered.prompt_tokens - budget
     if over <= 0:
         return rendered
@@ -74,15 +95,18 @@ def _fit(design, target, shots, rendered, tokenizer, budget, window) -> Rendered
     if design.fit_policy == "refuse":
         raise PromptLabError(f"{need}. Use fewer shots, a shorter input or fewer max_new_tokens.")
     if design.fit_policy == "drop_shots":
-        kept = list(shots)
-        while kept and rendered.prompt_tokens > budget:
-            kept.pop(0)  # the shot farthest from the input goes first
+        kept, dropped_shots = list(shots), []
+        for victim in order:
+            if rendered.prompt_tokens <= budget:
+                break
+            kept.remove(victim)
+            dropped_shots.append(victim)
             rendered = _render(design, target, kept, target.input, tokenizer)
         if rendered.prompt_tokens > budget:
             raise PromptLabError(
                 f"{need}, even with every shot dropped. Truncate the input or lower max_new_tokens."
             )
-        dropped = tuple(s.id for s in shots[: len(shots) - len(kept)])
+        dropped = tuple(s.id for s in dropped_shots)
         note = f"Dropped {len(dropped)} shot(s) to fit: {', '.join(dropped)}."
         return _with(rendered, dropped_shot_ids=dropped, notes=(note,))
     return _truncate_input(design, target, shots, rendered, tokenizer, budget, need)

@@ -17,8 +17,10 @@ from storage.db import session_scope
 # A sweep dimension: which part of the spec it changes, and the name there.
 DIMENSIONS: dict[str, tuple[str, str]] = {
     "shots": ("design", "shots"),
-    "selection": ("design", "selection"),
+    "selection": ("design", "selection"),  # first, random, ids, similar or mmr
     "selection_seed": ("design", "selection_seed"),
+    "mmr_lambda": ("design", "mmr_lambda"),
+    "shot_order": ("design", "shot_order"),  # given, reversed or similar_last
     "instruction": ("design", "instruction"),
     "example_format": ("design", "example_format"),
     "use_chat_template": ("design", "use_chat_template"),
@@ -72,7 +74,9 @@ def vary(spec: RunSpec, key: str, value: Any) -> RunSpec:
         settings = spec.settings.with_(do_sample=True, temperature=float(value), num_beams=1)
         return replace(spec, settings=settings)
     if key == "shots" and spec.design.selection == "ids":
-        raise PromptLabError("Sweeping shots needs first or random selection, not chosen ids.")
+        raise PromptLabError(
+            "Sweeping shots needs first, random, similar or mmr selection, not chosen ids."
+        )
     if part == "design":
         return replace(spec, design=spec.design.with_(**{name: value}))
     if part == "settings":
@@ -150,7 +154,7 @@ def parse_values(key: str, text: str) -> tuple[Any, ...]:
 
 def _kinds() -> dict[str, Callable[[str], Any]]:
     whole = ("shots", "selection_seed", "top_k", "max_new_tokens", "seed")
-    real = ("temperature", "top_p", "repetition_penalty")
+    real = ("temperature", "top_p", "repetition_penalty", "mmr_lambda")
     kinds: dict[str, Callable[[str], Any]] = {k: int for k in whole}
     kinds.update({k: float for k in real})
     kinds["use_chat_template"] = _boolean
