@@ -259,7 +259,7 @@ def per_example(
     variants = load_variants(session=session, experiment_ids=experiment_ids)
     if len(variants) < 2:
         raise PromptLabError("Pick at least two experiments to set their outputs side by side.")
-    _require_same_examples(variants)
+    require_same_examples(variants)
     ids = [v.id for v in variants]
     wide = export.wide_table(session=session, experiment_ids=ids)
     scores = wide[[f"e{i} {metric}" for i in ids]].astype(float)
@@ -285,7 +285,7 @@ def ordered(frame: pd.DataFrame, order: Order) -> pd.DataFrame:
     )
 
 
-def _require_same_examples(variants: Sequence[Variant]) -> None:
+def require_same_examples(variants: Sequence[Variant]) -> None:
     first = variants[0]
     for other in variants[1:]:
         if other.dataset != first.dataset or set(other.example_keys) != set(first.example_keys):

@@ -20,6 +20,18 @@ SETTINGS_PRESETS: dict[str, dict[str, Any]] = {
         do_sample=True, temperature=1.0, top_p=0.95, top_k=0, num_beams=1
     ),
 }
+SELECTION_NAMES = {
+    "first": "first K of the pool",
+    "random": "seeded random draw",
+    "ids": "by example id",
+    "similar": "most similar to the input",
+    "mmr": "similar but diverse (MMR)",
+}
+ORDER_NAMES = {
+    "given": "as picked",
+    "reversed": "reversed",
+    "similar_last": "most similar next to the input",
+}
 GREEDY_NOTE = "Greedy decoding always takes the most likely token, so this has no effect."
 SAMPLING_NOTE = "Beam search is for greedy decoding; sampling uses one beam."
 
@@ -34,6 +46,8 @@ def fill_design(page: str, design: PromptDesign) -> None:
         selection=design.selection,
         selection_seed=design.selection_seed,
         shot_ids=list(design.shot_ids),
+        mmr_lambda=design.mmr_lambda,
+        shot_order=design.shot_order,
         fit_policy=design.fit_policy,
         use_chat_template=design.use_chat_template,
         system_prompt=design.system_prompt or "",
@@ -72,12 +86,8 @@ def design_inputs(page: str, pool: Sequence[Example]) -> PromptDesign:
     )
     selection = st.selectbox(
         "Shots picked",
-        ["first", "random", "ids"],
-        format_func={
-            "first": "first K of the pool",
-            "random": "seeded random draw",
-            "ids": "by example id",
-        }.get,
+        list(SELECTION_NAMES),
+        format_func=SELECTION_NAMES.get,
         **kept(page, "selection"),
         disabled=shots == 0,
     )
@@ -95,6 +105,21 @@ def design_inputs(page: str, pool: Sequence[Example]) -> PromptDesign:
         **kept(page, "shot_ids"),
         disabled=shots == 0 or selection != "ids",
         help="As many ids as shots, in the order they should appear.",
+    )
+    st.slider(
+        "MMR λ (1 = most similar, 0 = most diverse)",
+        0.0,
+        1.0,
+        step=0.05,
+        **kept(page, "mmr_lambda"),
+        disabled=shots == 0 or selection != "mmr",
+    )
+    st.selectbox(
+        "Shot order",
+        list(ORDER_NAMES),
+        format_func=ORDER_NAMES.get,
+        **kept(page, "shot_order"),
+        disabled=shots < 2,
     )
     with st.expander("Template, separator and fitting"):
         st.toggle("Use the model's chat template", **kept(page, "use_chat_template"))
@@ -119,6 +144,8 @@ def _design(page: str) -> PromptDesign:
         selection=selection,
         selection_seed=int(value("selection_seed")),
         shot_ids=tuple(value("shot_ids")) if selection == "ids" else (),
+        mmr_lambda=float(value("mmr_lambda")),
+        shot_order=value("shot_order"),
         fit_policy=value("fit_policy"),
         use_chat_template=bool(value("use_chat_template")),
         system_prompt=value("system_prompt").strip() or None,
