@@ -53,3 +53,31 @@ def _with_error_bars(frame: pd.DataFrame) -> pd.DataFrame:
 def _plotly_text(text: str) -> str:
     # Plotly reads tags such as <a href> in labels; escaped, they show as the characters they are.
     return html.escape(str(text))
+
+
+def shot_curve_figure(curve: Any) -> go.Figure:
+    """A ShotCurve: mean against K with its confidence band, the smallest sufficient K marked."""
+    ks = [p.shots for p in curve.points]
+    figure = go.Figure()
+    figure.add_trace(
+        go.Scatter(
+            x=ks + ks[::-1],
+            y=[p.ci_high for p in curve.points] + [p.ci_low for p in curve.points][::-1],
+            fill="toself",
+            fillcolor="rgba(37, 99, 235, 0.15)",
+            line={"width": 0},
+            hoverinfo="skip",
+            name=f"{curve.confidence:.0%} CI",
+        )
+    )
+    figure.add_trace(
+        go.Scatter(x=ks, y=[p.mean for p in curve.points], mode="lines+markers", name="mean")
+    )
+    figure.add_vline(
+        x=curve.smallest_sufficient_k,
+        line_dash="dot",
+        annotation_text=f"enough: {curve.smallest_sufficient_k}",
+    )
+    figure.update_xaxes(title="shots", tickvals=ks)
+    figure.update_yaxes(title=f"{curve.metric} (mean F-measure)", rangemode="tozero")
+    return figure

@@ -4,14 +4,15 @@ with confidence intervals, the curve over shots, and the examples on which they 
 import pandas as pd
 import streamlit as st
 
-from core import charts, compare, export, word_diff
+from core import charts, compare, export, verdicts, word_diff
 from core.compare import Choice, Variant
 from core.errors import PromptLabError
 from storage.db import session_scope
 from storage.queries import ROUGE_COLUMNS
-from ui.feedback import shown_errors
+from ui.feedback import plain, shown_errors
 from ui.navigation import through_app
 from ui.state import kept, key
+from ui.verdict_views import show_verdicts
 
 through_app()
 
@@ -132,7 +133,7 @@ def show_summary(variants: list[Variant]) -> None:
     )
     st.plotly_chart(charts.rouge_figure(compare.rouge_table(variants)))
     curve = compare.shots_curve(variants)
-    if not curve.empty:
+    if not curve.empty and not verdicts.shots_only(variants):  # else the verdicts draw it
         st.subheader("ROUGE against the number of shots")
         st.plotly_chart(charts.shots_figure(curve))
 
@@ -219,5 +220,9 @@ with shown_errors():
     variants = comparable(chosen)
     if variants:
         show_summary(variants)
+        try:
+            show_verdicts(variants)
+        except PromptLabError as exc:  # e.g. different examples: the summary above still holds
+            st.warning(plain(str(exc)))
         show_downloads([v.id for v in variants])
         show_examples(variants)

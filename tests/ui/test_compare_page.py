@@ -7,6 +7,7 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from tests.test_compare import HOSTILE, store_experiment, store_study
+from tests.ui.shown import unescaped
 from ui.state import key
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
@@ -81,7 +82,7 @@ def test_largest_disagreement_comes_first(app, db_url):
     jumpy = store_experiment(db_url, [0.5, 0.1, 0.4], shots=1)
     app.session_state["compare.ids"] = [steady, jumpy]
     app.run()
-    examples = app.dataframe[1].value
+    examples = app.dataframe[-1].value
     assert examples["spread"].tolist() == pytest.approx([0.4, 0.1, 0.0])
     assert "rougeL spread 0.400" in texts(app)
 
@@ -91,8 +92,8 @@ def test_a_study_draws_the_shots_curve(app, db_url):
     app.run()
     app.radio(key=key("compare", "mode")).set_value("A study").run()
     assert not app.exception and not app.error
-    assert len(app.get("plotly_chart")) == 2
-    assert "ROUGE against the number of shots" in [h.value for h in app.subheader]
+    assert len(app.get("plotly_chart")) == 2  # by variant, and the shot-count curve
+    assert "How many shots are enough?" in " ".join(m.value for m in app.markdown)
 
 
 def test_different_examples_warn_but_keep_the_summary(app, db_url):
@@ -138,3 +139,20 @@ def test_the_selection_survives_a_visit_to_another_page(app, db_url):
     assert not app.exception
     assert app.multiselect(key=key("compare", "ids")).value == [first, second]
     assert app.selectbox(key=key("compare", "metric")).value == "rouge1"
+
+
+def test_verdicts_say_whether_a_difference_is_real(app, db_url):
+    low = [0.20, 0.25, 0.18, 0.30, 0.22, 0.27, 0.21, 0.19, 0.26, 0.24, 0.23, 0.28]
+    zero = store_experiment(db_url, low, limit=12, label="zero")
+    one = store_experiment(db_url, [x + 0.1 for x in low], shots=1, limit=12, label="one")
+    same = store_experiment(db_url, low, shots=3, limit=12, label="three")
+    app.session_state["compare.ids"] = [zero, one, same]
+    app.run()
+    assert not app.exception and not app.error
+    assert any(f"#{one} one is better than #{zero} zero" in unescaped(s.value) for s in app.success)
+    assert any("No difference" in unescaped(i.value) for i in app.info)
+    captions = " ".join(c.value for c in app.caption)
+    assert "2 comparisons were made, so p is Holm-adjusted" in captions
+    assert "10,000 resamples, seed 0" in captions
+    assert "How many shots are enough?" in " ".join(m.value for m in app.markdown)
+    assert any("shot" in t.value and "p" in t.value for t in app.text)

@@ -1,0 +1,98 @@
+"""The Compare page's answer to "is the difference real?": paired tests with a verdict for
+each comparison, the shot-count curve, and luck of the seed beside the change."""
+
+import pandas as pd
+import streamlit as st
+
+from core import charts, stats, verdicts
+from core.compare import Variant
+from storage.db import session_scope
+from storage.queries import ROUGE_COLUMNS
+from ui.feedback import plain
+from ui.state import kept
+
+FAMILIES = ("each against the first", "every pair")
+
+
+def show_verdicts(variants: list[Variant]) -> None:
+    st.subheader("Is the difference real?")
+    left, right = st.columns(2)
+    metric = left.selectbox("Score tested", ROUGE_COLUMNS, index=2, **kept("compare", "tested"))
+    family = right.radio("Compare", FAMILIES, horizontal=True, **kept("compare", "family"))
+    baseline = variants[0].id if family == FAMILIES[0] else None
+    with session_scope() as session:
+        found, aligned = verdicts.paired_verdicts(
+            session=session, variants=variants, metric=metric, baseline=baseline
+        )
+        curve = verdicts.shots_study(session=session, variants=variants, metric=metric)
+        spreads, changes = verdicts.repeat_report(session=session, variants=variants, metric=metric)
+    for comparison in found:
+        (st.success if comparison.reliable else st.info)(plain(comparison.verdict()))
+    st.dataframe(_table(found), hide_index=True)
+    first = found[0]
+    left_out = (
+        f" ({aligned.left_out} left out: not scored by every one)" if aligned.left_out else ""
+    )
+    st.caption(
+        f"Paired over the {len(aligned.keys)} examples every experiment scored{left_out}. "
+        f"{first.confidence:.0%} CI: paired bootstrap, {first.resamples:,} resamples, seed "
+        f"{first.seed}. p: {first.test}. "
+        + (
+            f"{len(found)} comparisons were made, so p is Holm-adjusted across them."
+            if len(found) > 1
+            else "One comparison, so no adjustment."
+        )
+    )
+    if curve is not None:
+        _show_curve(curve)
+    if spreads:
+        _show_repeats(spreads, changes)
+
+
+def _table(found: list[stats.PairedComparison]) -> pd.DataFrame:
+    return pd.DataFrame(
+        [
+            dict(
+                A=c.name_a,
+                B=c.name_b,
+                n=c.n,
+                **{"B − A": round(c.diff, 4)},
+                ci_low=round(c.ci_low, 4),
+                ci_high=round(c.ci_high, 4),
+                p=c.p_value,
+                p_holm=c.p_adjusted,
+                reliable=c.reliable,
+            )
+            for c in found
+        ]
+    )
+
+
+def _show_curve(curve) -> None:
+    st.markdown("**How many shots are enough?**")
+    st.plotly_chart(charts.shot_curve_figure(curve))
+    st.text(curve.explanation)
+
+
+def _show_repeats(spreads: dict, changes: list) -> None:
+    st.markdown("**Luck of the seed**")
+    st.dataframe(
+        pd.DataFrame(
+            [
+                dict(
+                    runs=name,
+                    repeats=s.repeats,
+                    mean=round(s.mean, 4),
+                    sd_across_repeats=round(s.repeat_sd, 4),
+                    sd_across_examples=round(s.example_sd, 4),
+                    ci_half_width=round(s.example_ci_half_width, 4),
+                )
+                for name, s in spreads.items()
+            ]
+        ),
+        hide_index=True,
+    )
+    for spread in spreads.values():
+        st.text(spread.sentence())
+    for change in changes:
+        st.text(change.sentence())
