@@ -5,6 +5,7 @@ import streamlit as st
 
 from core import catalog, experiments, jobs, playground, sweeps
 from core.data import BUILTIN_NAME
+from core.errors import PromptLabError
 from core.experiments import RunSpec
 from core.models import EMBEDDED, ModelRequest
 from storage import queries
@@ -92,9 +93,25 @@ with new_run, shown_errors():
         )
         for dim in varied
     ]
-    bottom = st.columns([3, 1])
+    bottom = st.columns([2, 1, 1])
     label = bottom[0].text_input("Label (optional)", **kept(PAGE, "label"))
-    batch = bottom[1].number_input(
+    repeats = bottom[1].number_input(
+        "Repeats (seeds)",
+        1,
+        20,
+        **kept(PAGE, "repeats"),
+        disabled=not settings.do_sample,
+        help="Run each variant with this many seeds (seed, seed+1, …), to see how much luck "
+        "moves the score; Compare sets that spread beside the differences. Sampling only.",
+    )
+    if settings.do_sample and repeats > 1:
+        if "seed" in varied:
+            raise PromptLabError(
+                "Repeats choose the seeds: take seed out of Vary, or use 1 repeat."
+            )
+        seeds = range(settings.seed, settings.seed + int(repeats))
+        lists.append(("seed", ", ".join(map(str, seeds))))
+    batch = bottom[2].number_input(
         "Batch size (0 = auto)",
         0,
         256,
@@ -111,7 +128,7 @@ with new_run, shown_errors():
         label=label.strip(),
         model=ModelRequest(model_id.strip() or EMBEDDED),
     )
-    sweep = sweeps.sweep_from_lists(spec, lists, name=label.strip()) if varied else None
+    sweep = sweeps.sweep_from_lists(spec, lists, name=label.strip()) if lists else None
     count = len(sweep.expand()) if sweep else 1
     chosen = experiments.examples_for(spec, data)[0]
     examples = len(chosen)

@@ -143,3 +143,14 @@ def test_examples_without_references_are_flagged_before_a_run(app, db):
     app.selectbox(key=K + "dataset").set_value("unscored").run()
     assert not app.exception
     assert any("2 of these 2 examples have no reference" in w.value for w in app.warning)
+
+
+def test_repeats_sweep_the_seed_and_only_apply_to_sampling(app, db):
+    app.number_input(key=K + "limit").set_value(2).run()
+    assert app.number_input(key=K + "repeats").disabled  # greedy: every seed gives the same
+    app.toggle(key=K + "do_sample").set_value(True).run()
+    app.number_input(key=K + "seed").set_value(7).run()
+    app.number_input(key=K + "repeats").set_value(3).run()
+    assert "3 experiment(s) × 2 example(s) = 6 generations." in [c.value for c in app.caption]
+    app.multiselect(key=K + "vary").set_value(["seed"]).run()
+    assert "take seed out of Vary" in unescaped(app.error[0].value)
