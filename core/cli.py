@@ -157,8 +157,13 @@ def _run_command(commands, common) -> None:
     add("--preset", choices=("instruction", "flan"), default="instruction", help="prompt design")
     add("--instruction", action="append", metavar="TEXT", help="replaces the preset's")
     add("--format", action="append", metavar="TEXT", help="example format with {input}/{output}")
-    add("--selection", help=f"first or random shots; {SWEEP_HELP}")
+    add(
+        "--selection",
+        help=f"first, random, or by similarity to the input: similar or mmr; {SWEEP_HELP}",
+    )
     add("--selection-seed", metavar="S", help=f"seed of random selection; {SWEEP_HELP}")
+    add("--mmr-lambda", metavar="L", help=f"mmr: 1 most similar, 0 most diverse; {SWEEP_HELP}")
+    add("--shot-order", help=f"given, reversed or similar_last; {SWEEP_HELP}")
     add("--split", default="eval", help="split to evaluate, or 'all' (default: eval)")
     add("--limit", default="20", help="examples to evaluate, or 'all' (default: 20)")
     add("--offset", type=int, default=0, help="examples to skip first (default: 0)")

@@ -39,6 +39,8 @@ SWEEPABLE = {
     "format": "example_format",
     "selection": "selection",
     "selection_seed": "selection_seed",
+    "mmr_lambda": "mmr_lambda",
+    "shot_order": "shot_order",
     "shots": "shots",
     "temperature": "temperature",
     "top_k": "top_k",

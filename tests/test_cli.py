@@ -406,3 +406,19 @@ def test_the_embedded_model_is_the_default(db, capsys):
     with session_scope(db) as session:
         (record,) = queries.list_experiments(session=session)
     assert record.model_id == "embedded:smollm2-135m-instruct" and record.status == "completed"
+
+
+def test_shots_by_similarity_and_their_order_sweep_from_the_command_line(
+    db, tiny_causal_dir, capsys, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("PROMPT_LAB_CACHE", str(tmp_path / "cache"))
+    argv = ["run", "--model", str(tiny_causal_dir), "--shots", "2", "--selection", "similar,mmr"]
+    assert invoke(db, *argv, "--shot-order", "similar_last", "--mmr-lambda", "0.3", *FAST) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert [line.split("  ")[1] for line in out] == ["selection=similar", "selection=mmr"]
+    with session_scope(db) as session:
+        first, second = (queries.get_experiment(session=session, experiment_id=i) for i in (1, 2))
+        assert first.design["shot_order"] == second.design["shot_order"] == "similar_last"
+        assert second.design["mmr_lambda"] == 0.3
+    assert invoke(db, "run", "--model", str(tiny_causal_dir), "--shot-order", "sideways") == 1
+    assert "shot_order must be given, reversed or similar_last" in capsys.readouterr().err
