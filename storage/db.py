@@ -11,7 +11,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
@@ -90,11 +90,16 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
 
 def migrate(engine: Engine) -> None:
     """Apply every pending migration; processes starting at once take turns."""
+    with _migration_lock(engine), engine.begin() as connection:
+        command.upgrade(alembic_config(connection), "head")
+
+
+def alembic_config(connection: Connection) -> Config:
+    """Alembic's settings for running migrations on this open connection."""
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
-    with _migration_lock(engine), engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, "head")
+    config.attributes["connection"] = connection
+    return config
 
 
 @contextlib.contextmanager

@@ -5,13 +5,15 @@ import socket
 from datetime import timedelta
 
 import pytest
+from alembic import command
 from sqlalchemy import inspect, text
 
 from core.data import Dataset, Example, load_builtin
 from core.errors import PromptLabError
 from storage import queries
-from storage.db import get_engine, session_scope
+from storage.db import alembic_config, dispose_all, get_engine, session_scope
 from storage.schema import utcnow
+from tests.test_compare import store_experiment
 
 
 @pytest.fixture
@@ -24,7 +26,7 @@ def test_first_use_creates_the_schema_through_migrations(db):
     tables = set(inspect(engine).get_table_names())
     assert {"datasets", "examples", "experiments", "results", "studies", "prompt_designs"} <= tables
     with engine.connect() as conn:
-        assert conn.execute(text("select version_num from alembic_version")).scalar() == "0001"
+        assert conn.execute(text("select version_num from alembic_version")).scalar() == "0002"
         assert conn.execute(text("pragma journal_mode")).scalar() == "wal"
         assert conn.execute(text("pragma busy_timeout")).scalar() == 5000
         assert conn.execute(text("pragma foreign_keys")).scalar() == 1
@@ -147,3 +149,18 @@ def test_a_design_stored_meanwhile_by_another_process_is_reused(db):
 
         session.scalar = first_lookup_misses
         assert queries.design_id(session=session, design=design) == theirs
+
+
+def test_a_store_from_before_token_confidence_is_upgraded_and_keeps_its_results(db, tmp_path):
+    experiment_id = store_experiment(db, [0.5, 0.4, 0.3])
+    engine = get_engine(db)
+    with engine.begin() as conn:  # back to the first schema, as an older Prompt Lab left it
+        command.downgrade(alembic_config(conn), "0001")
+    dispose_all()
+    engine = get_engine(db)  # opening it migrates it again
+    columns = {c["name"] for c in inspect(engine).get_columns("results")}
+    assert "token_confidence" in columns
+    with session_scope(db) as session:
+        results = queries.results_of(session=session, experiment_id=experiment_id)
+    assert [r.rougeL for r in results] == [0.5, 0.4, 0.3]
+    assert all(r.token_confidence is None for r in results)
