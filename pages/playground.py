@@ -14,7 +14,7 @@ from core.scoring import RougeOptions, score_rouge
 from core.streaming import TokenStream
 from storage import queries
 from storage.db import session_scope
-from ui import widgets
+from ui import inside_views, widgets
 from ui.feedback import shown_errors
 from ui.navigation import through_app
 from ui.prompt_view import coloured_prompt, context_bar
@@ -108,6 +108,8 @@ if settings is not None and design is not None and data is not None:
         context_bar(prompt, settings.max_new_tokens)
         with st.expander("Plain text, to copy"):
             st.code(prompt.sent_text, language=None, wrap_lines=True)
+        with st.expander("The prompt as the model's tokens"):
+            inside_views.prompt_tokens(loaded, prompt)
         for name in settings.ignored():
             st.caption(f"{name} is ignored by greedy decoding.")
         run = st.button("Run", type="primary")
@@ -141,7 +143,15 @@ if settings is not None and design is not None and data is not None:
                     [stream.result.text], [example.reference], options=RougeOptions.lab()
                 )
                 scores = {name: agg.mean for name, agg in report.aggregates.items()}
-            st.session_state[LAST] = dict(out=stream.result, id=stored, scores=scores)
+            st.session_state[LAST] = dict(
+                out=stream.result,
+                id=stored,
+                scores=scores,
+                key=example.id,
+                prompt=prompt,
+                settings=settings,
+                request=request,
+            )
         last = st.session_state.get(LAST)
         if last:
             out = last["out"]
@@ -159,3 +169,16 @@ if settings is not None and design is not None and data is not None:
                         column.metric(name, f"{value:.4f}")
                 else:
                     st.caption("No reference to score against.")
+            if st.toggle(
+                "Per-token confidence",
+                **kept(PAGE, "confidence"),
+                help="Colours each answer token by the model's probability for it, and stores "
+                "those probabilities with this run.",
+            ):
+                inside_views.answer_confidence(
+                    last["request"], last["prompt"], out.text, last["id"], last["key"]
+                )
+            with st.expander("Sampling inspector: how settings reshape the next-token choice"):
+                inside_views.sampling_inspector(
+                    last["request"], last["prompt"], out.text, last["settings"]
+                )

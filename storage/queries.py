@@ -275,6 +275,19 @@ def add_results(*, session: Session, experiment_id: int, results: Iterable[dict[
     return done
 
 
+def set_token_confidence(
+    *, session: Session, experiment_id: int, example_key: str, value: dict[str, Any]
+) -> None:
+    """Keep each answer token's probability with a stored result (core.confidence.to_json)."""
+    updated = session.execute(
+        update(ResultRecord)
+        .where(ResultRecord.experiment_id == experiment_id, ResultRecord.example_key == example_key)
+        .values(token_confidence=value)
+    )
+    if not updated.rowcount:
+        raise PromptLabError(f"Experiment {experiment_id} has no result for '{example_key}'.")
+
+
 def finished_keys(*, session: Session, experiment_id: int) -> set[str]:
     return set(
         session.scalars(

@@ -108,3 +108,22 @@ def test_the_prompt_being_composed_survives_a_visit_to_another_page(app):
     assert app.text_area(key="keep.playground.instruction").value == "Sum it up in five words."
     assert app.number_input(key="keep.playground.shots").value == 2
     assert "Sum it up in five words." in html_of(app)
+
+
+def test_tokens_confidence_and_the_sampling_inspector_after_a_run(app, db):
+    shown = html_of(app)
+    assert 'data-testid="prompt-tokens"' in shown and "id 1" in shown  # ids on hover
+    next(b for b in app.button if b.label == "Run").click().run()
+    app.toggle(key="keep.playground.confidence").set_value(True).run()
+    assert not app.exception and not app.error
+    assert 'data-testid="answer-confidence"' in html_of(app)
+    assert any("mean probability" in c.value for c in app.caption)
+    ((record, (result,)),) = stored_runs(db)
+    stored = result.token_confidence
+    assert "".join(stored["text"]) == result.output and all(0 < p <= 1 for p in stored["p"])
+    app.slider(key="keep.playground.step").set_value(1).run()
+    next(b for b in app.button if b.label == "Inspect this step").click().run()
+    assert not app.exception and not app.error
+    stages = [c.value for c in app.caption if "tokens left" in c.value]
+    assert stages[0].startswith("model (raw softmax): 49152 tokens left")
+    assert stages[1].startswith("after top_k=50 (not applied: greedy): 50 tokens left")
