@@ -91,6 +91,7 @@ def build_parser() -> Parser:
     _datasets_commands(commands, common)
     _run_command(commands, common)
     _experiment_commands(commands, common)
+    _compare_command(commands, common)
     _export_command(commands, common)
     score = _command(commands, common, "score", "score_text", "ROUGE of predictions vs references")
     score.set_defaults(needs_db=False)
@@ -202,6 +203,21 @@ def _experiment_commands(commands, common) -> None:
     delete = _command(commands, common, "delete", "delete", "delete experiments and results")
     delete.add_argument("ids", type=int, nargs="+", metavar="ID")
     delete.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+
+
+def _compare_command(commands, common) -> None:
+    summary = "is the difference real? paired tests, shot-count curve, luck of the seed"
+    cmp = _command(commands, common, "compare", "compare_experiments", summary)
+    cmp.add_argument("ids", type=int, nargs="*", metavar="ID")
+    cmp.add_argument("--study", type=int, metavar="ID", help="every experiment of a study")
+    cmp.add_argument(
+        "--metric", default="rougeL", choices=("rouge1", "rouge2", "rougeL", "rougeLsum")
+    )
+    family = cmp.add_mutually_exclusive_group()
+    family.add_argument(
+        "--baseline", type=int, metavar="ID", help="compare each with it (default: the first)"
+    )
+    family.add_argument("--all-pairs", action="store_true", help="compare every pair")
 
 
 def _export_command(commands, common) -> None:

@@ -461,6 +461,12 @@ def confirm(question: str) -> bool:
 # Export and scoring ----------------------------------------------------------------------------
 
 
+def compare_experiments(args: Namespace) -> int:
+    from core.cli_compare import compare_experiments as run
+
+    return run(args)
+
+
 def export_csv(args: Namespace) -> int:
     with session_scope(args.db_url) as session:
         ids = _export_ids(session, args)

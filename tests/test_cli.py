@@ -17,6 +17,7 @@ from core.errors import PromptLabError
 from storage import queries
 from storage.db import session_scope
 from storage.schema import ExperimentRecord, StudyRecord
+from tests.test_compare import store_experiment
 
 ROOT = Path(__file__).resolve().parent.parent
 FAST = ("--limit", "3", "--max-new-tokens", "4", "--batch-size", "3")
@@ -422,3 +423,23 @@ def test_shots_by_similarity_and_their_order_sweep_from_the_command_line(
         assert second.design["mmr_lambda"] == 0.3
     assert invoke(db, "run", "--model", str(tiny_causal_dir), "--shot-order", "sideways") == 1
     assert "shot_order must be given, reversed or similar_last" in capsys.readouterr().err
+
+
+def test_compare_prints_verdicts_and_the_shot_curve(db, capsys):
+    low = [0.20, 0.25, 0.18, 0.30, 0.22, 0.27, 0.21, 0.19, 0.26, 0.24, 0.23, 0.28]
+    ids = [
+        store_experiment(db, [x + bump for x in low], shots=k, limit=12, label=f"shots={k}")
+        for k, bump in ((0, 0.0), (1, 0.1), (3, 0.1))
+    ]
+    assert invoke(db, "compare", *map(str, ids)) == 0
+    out = capsys.readouterr().out
+    assert f"#{ids[0]} shots=0: ROUGE-L 0.236 [" in out
+    assert "paired over 12 examples; paired permutation, two-sided, exact" in out
+    assert f"- #{ids[1]} shots=1 is better than #{ids[0]} shots=0 on ROUGE-L by 0.100" in out
+    assert "Holm-adjusted over 2 comparisons" in out
+    assert "shot-count curve (ROUGE-L): K=0: 0.236" in out
+    assert "More than 1 shot does not help reliably" in out
+    assert invoke(db, "compare", str(ids[0])) == 1
+    assert "Give two or more experiment ids" in capsys.readouterr().err
+    assert invoke(db, "compare", *map(str, ids), "--baseline", "99") == 1
+    assert "The baseline 99 is not among" in capsys.readouterr().err
