@@ -178,6 +178,11 @@ def _run_command(commands, common) -> None:
     add("--dtype", help="float32, float16 or bfloat16 (default: chosen for the device)")
     add("--batch-size", type=int, metavar="N", help="prompts per batch (default: by device)")
     add("--no-stem", action="store_true", help="score ROUGE without the Porter stemmer")
+    add(
+        "--token-confidence",
+        action="store_true",
+        help="also store each answer token's probability (one more forward pass per example)",
+    )
     add("--name", metavar="STUDY", help="the study's name (a single experiment's label)")
 
 

@@ -174,6 +174,7 @@ def base_spec(args: Namespace) -> RunSpec:
         model=ModelRequest(EMBEDDED, device=args.device, dtype=args.dtype),
         rouge=RougeOptions(use_stemmer=False) if args.no_stem else RougeOptions.lab(),
         batch_size=args.batch_size,
+        token_confidence=args.token_confidence,
         label=args.name or "",
     )
 

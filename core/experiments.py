@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
-from core import embeddings, models
+from core import confidence, embeddings, models
 from core.data import BUILTIN_NAME, Dataset, Example, load_builtin
 from core.errors import PromptLabError
 from core.generation import Output, generate_batches
@@ -44,6 +44,7 @@ class RunSpec:
     batch_size: int | None = None  # None: chosen for the device
     label: str = ""
     pool_dataset: str | None = None  # None: shots come from `dataset`'s pool
+    token_confidence: bool = False  # also store each answer token's probability (a forward pass)
 
     def __post_init__(self) -> None:
         if self.limit is not None and self.limit < 1:
@@ -224,7 +225,8 @@ def _generate_all(
         loaded, prompts, spec.settings, batch_size=spec.batch_size
     ):
         batch = [prompts[i] for i in indices]
-        done = _store_batch(experiment_id, spec, batch, outputs, where, db_url)
+        sure = _confidences(loaded, batch, outputs) if spec.token_confidence else None
+        done = _store_batch(experiment_id, spec, batch, outputs, where, db_url, sure)
         if on_progress:
             on_progress(done, total)
         if should_stop and should_stop() and done < total:
@@ -361,6 +363,7 @@ def _store_batch(
     outputs: list[Output],
     where: dict[str, tuple[int, str | None]],
     db_url: str | None,
+    confidences: list[dict[str, Any]] | None = None,
 ) -> int:
     refs = [where[p.example_id][1] for p in prompts]
     scored = [i for i, r in enumerate(refs) if r is not None]
@@ -395,10 +398,21 @@ def _store_batch(
                 truncated_input_tokens=prompt.truncated_input_tokens,
                 batch_size=out.batch_size,
                 batch_index=out.batch_index,
+                token_confidence=confidences[i] if confidences else None,
             )
         )
     with session_scope(db_url) as session:
         return queries.add_results(session=session, experiment_id=experiment_id, results=rows)
+
+
+def _confidences(
+    loaded: models.LoadedModel, prompts: list[RenderedPrompt], outputs: list[Output]
+) -> list[dict[str, Any]]:
+    """Each answer token's probability, for a run that asked for them (one pass per answer)."""
+    return [
+        confidence.to_json(confidence.token_confidence(loaded, prompt, out.text))
+        for prompt, out in zip(prompts, outputs, strict=True)
+    ]
 
 
 def _finish(experiment_id: int, spec: RunSpec, db_url: str | None) -> None:

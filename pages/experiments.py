@@ -40,6 +40,7 @@ if (spec_to_fill := st.session_state.pop(FILL, None)) is not None:
     st.session_state[key(PAGE, "offset")] = spec_to_fill.offset
     st.session_state[key(PAGE, "label")] = spec_to_fill.label
     st.session_state[key(PAGE, "batch_size")] = spec_to_fill.batch_size or 0
+    st.session_state[key(PAGE, "token_confidence")] = spec_to_fill.token_confidence
     st.info("The form is filled in with the experiment's settings: change what you want to test.")
 
 new_run, stored = st.tabs(["New run or sweep", "Stored experiments"])
@@ -120,6 +121,12 @@ with new_run, shown_errors():
     )
     spec = RunSpec(
         batch_size=int(batch) or None,
+        token_confidence=st.checkbox(
+            "Store per-token confidence",
+            **kept(PAGE, "token_confidence"),
+            help="Each answer token's probability, kept with its result: one more forward pass "
+            "per example.",
+        ),
         dataset=dataset_name,
         limit=int(limit) or None,
         offset=int(offset),

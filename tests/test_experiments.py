@@ -1,6 +1,8 @@
 """Experiments on a tiny real model and a real SQLite file: stored as they run, stopped and
 resumed without duplicates, re-run identically, and swept over variants."""
 
+from dataclasses import replace
+
 import pytest
 
 from core import experiments
@@ -149,3 +151,14 @@ def test_sweep_runs_as_one_study_on_the_same_examples(db, spec):
     assert records[0].example_keys == records[1].example_keys
     assert [r.status for r in records] == ["completed", "completed"]
     assert [r.design["shots"] for r in records] == [0, 1]
+
+
+def test_a_run_that_asks_stores_each_answer_tokens_probability(db, spec):
+    experiment_id = experiments.run(replace(spec, token_confidence=True, limit=2), db_url=db)
+    _, results = stored(db, experiment_id)
+    for result in results:
+        kept = result.token_confidence
+        assert "".join(kept["text"]) == result.output
+        assert len(kept["p"]) == len(kept["ids"]) and all(0 < p <= 1 for p in kept["p"])
+    plain = experiments.run(replace(spec, limit=2), db_url=db)
+    assert all(r.token_confidence is None for r in stored(db, plain)[1])
