@@ -117,3 +117,9 @@ def embedded():
     from core.models import ModelRequest, load_model
 
     return load_model(ModelRequest(device="cpu"))
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> str:
+    """A real SQLite file of the test's own (migrated on first use)."""
+    return f"sqlite:///{tmp_path}/store.sqlite"

@@ -2,17 +2,10 @@
 
 from datetime import UTC, date, datetime, timedelta
 
-import pytest
-
 from core import catalog, playground
 from storage import queries
 from storage.db import session_scope
 from tests.test_compare import store_experiment, store_study
-
-
-@pytest.fixture
-def db(tmp_path):
-    return f"sqlite:///{tmp_path}/store.sqlite"
 
 
 def found(db, **filters):

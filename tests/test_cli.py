@@ -46,11 +46,6 @@ def assert_one_line_error(err: str) -> None:
     assert "Traceback" not in err
 
 
-@pytest.fixture
-def db(tmp_path) -> str:
-    return f"sqlite:///{tmp_path}/t.sqlite"
-
-
 @pytest.fixture(scope="module")
 def study_db(tmp_path_factory, tiny_causal_dir) -> str:
     """A store holding one study: experiments 1 (zero-shot) and 2 (one-shot), greedy."""

@@ -22,11 +22,6 @@ ROUGE = ("rouge1", "rouge2", "rougeL", "rougeLsum")
 TRICKY = 'Line one, with a comma\nline "two"\r\nline three\rafter a lone CR — naïve 日本語 🙂'
 
 
-@pytest.fixture
-def db(tmp_path):
-    return f"sqlite:///{tmp_path}/t.sqlite"
-
-
 def _stats(mean: float) -> dict[str, float]:
     return {"mean": mean, "ci_low": mean - 0.05, "ci_high": mean + 0.05}
 

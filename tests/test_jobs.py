@@ -17,11 +17,6 @@ from storage.db import session_scope
 
 
 @pytest.fixture
-def db(tmp_path):
-    return f"sqlite:///{tmp_path}/store.sqlite"
-
-
-@pytest.fixture
 def spec(tiny_causal_dir):
     return RunSpec(
         model=ModelRequest(str(tiny_causal_dir)),

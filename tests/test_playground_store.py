@@ -16,11 +16,6 @@ from storage import queries
 from storage.db import session_scope
 
 
-@pytest.fixture
-def db(tmp_path):
-    return f"sqlite:///{tmp_path}/store.sqlite"
-
-
 def stream_and_store(spec, example, db):
     loaded = get_model(spec.model)
     pool = experiments.pool_of(spec, experiments.get_dataset("dialogues", db_url=db), db_url=db)

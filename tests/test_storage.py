@@ -16,11 +16,6 @@ from storage.schema import utcnow
 from tests.test_compare import store_experiment
 
 
-@pytest.fixture
-def db(tmp_path):
-    return f"sqlite:///{tmp_path}/store.sqlite"
-
-
 def test_first_use_creates_the_schema_through_migrations(db):
     engine = get_engine(db)
     tables = set(inspect(engine).get_table_names())

@@ -15,11 +15,6 @@ LOW = [0.20, 0.25, 0.18, 0.30, 0.22, 0.27, 0.21, 0.19, 0.26, 0.24, 0.23, 0.28]
 HIGH = [x + 0.1 + 0.01 * (i % 3) for i, x in enumerate(LOW)]
 
 
-@pytest.fixture
-def db(tmp_path):
-    return f"sqlite:///{tmp_path}/store.sqlite"
-
-
 def variants_of(db, ids):
     with session_scope(db) as session:
         return load_variants(session=session, experiment_ids=ids)
