@@ -13,6 +13,7 @@ from storage import queries
 from storage.db import session_scope
 from storage.schema import STATUSES
 from ui import jobs_panel
+from ui.feedback import plain
 from ui.state import kept
 
 CLEAR = "experiments.clear_selection"
@@ -58,16 +59,22 @@ def detail(chosen: Sequence[int], fill_key: str) -> None:
     if not chosen:
         st.caption("Select experiments to open, compare, re-run, resume or delete them.")
         return
-    with session_scope() as session:
-        records = queries.list_experiments(session=session, ids=list(chosen))
-        summary = summary_table(session=session, experiment_ids=list(chosen))
-    _actions(list(chosen), {r.id: r.status for r in records}, fill_key)
-    _downloads(list(chosen))
-    for record in sorted(records, key=lambda r: list(chosen).index(r.id)):
+    ids = list(chosen)
+    with session_scope() as session:  # each table read once, for the downloads and the views
+        records = queries.list_experiments(session=session, ids=ids)
+        tables = {
+            "summary": summary_table(session=session, experiment_ids=ids),
+            "per-example": per_example_table(session=session, experiment_ids=ids),
+            "wide": wide_table(session=session, experiment_ids=ids),
+        }
+    _actions(ids, {r.id: r.status for r in records}, fill_key)
+    _downloads(ids, tables)
+    per_example = tables["per-example"]
+    for record in sorted(records, key=lambda r: ids.index(r.id)):
         with st.expander(
             f"#{record.id} {record.label or ''} — {record.status}", expanded=len(chosen) == 1
         ):
-            _one(record, summary[summary["id"] == record.id])
+            _one(record, per_example[per_example["experiment_id"] == record.id])
 
 
 def _actions(chosen: list[int], statuses: dict[int, str], fill_key: str) -> None:
@@ -103,13 +110,7 @@ def _actions(chosen: list[int], statuses: dict[int, str], fill_key: str) -> None
             st.rerun()
 
 
-def _downloads(chosen: list[int]) -> None:
-    with session_scope() as session:
-        tables = {
-            "summary": summary_table(session=session, experiment_ids=chosen),
-            "per-example": per_example_table(session=session, experiment_ids=chosen),
-            "wide": wide_table(session=session, experiment_ids=chosen),
-        }
+def _downloads(chosen: list[int], tables: dict[str, pd.DataFrame]) -> None:
     stem = "experiments-" + "-".join(map(str, chosen[:6]))
     cols = st.columns(3)
     for col, (name, frame) in zip(cols, tables.items(), strict=True):
@@ -121,7 +122,7 @@ def _downloads(chosen: list[int]) -> None:
         )
 
 
-def _one(record, summary: pd.DataFrame) -> None:
+def _one(record, results: pd.DataFrame) -> None:
     left, right = st.columns(2)
     with left:
         st.caption(
@@ -129,7 +130,7 @@ def _one(record, summary: pd.DataFrame) -> None:
             f"{record.model_id} on {record.device or '?'} ({record.dtype or '?'})"
         )
         if record.error:
-            st.error(f"Stopped with: {record.error}")
+            st.error(f"Stopped with: {plain(record.error)}")
         st.json(record.spec, expanded=False)
     with right:
         rows = [
@@ -143,6 +144,4 @@ def _one(record, summary: pd.DataFrame) -> None:
             )
         else:
             st.caption("No scores yet.")
-    with session_scope() as session:
-        table = per_example_table(session=session, experiment_ids=[record.id])
-    st.dataframe(table.drop(columns=["experiment_id"], errors="ignore"), hide_index=True)
+    st.dataframe(results.drop(columns=["experiment_id"]), hide_index=True)
