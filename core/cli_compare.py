@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from argparse import Namespace
 
-from core import compare, stats, verdicts
+from core import compare, verdicts
 from core.errors import PromptLabError
+from core.wording import metric_label
 from storage import queries
 from storage.db import session_scope
 
@@ -37,7 +38,7 @@ def compare_experiments(args: Namespace) -> int:
         points = "  ".join(
             f"K={p.shots}: {p.mean:.3f} [{p.ci_low:.3f}, {p.ci_high:.3f}]" for p in curve.points
         )
-        print(f"\nshot-count curve ({stats.metric_label(args.metric)}): {points}")
+        print(f"\nshot-count curve ({metric_label(args.metric)}): {points}")
         print(curve.explanation)
     for spread in spreads.values():
         print(f"\n{spread.sentence()}")
@@ -54,7 +55,7 @@ def _print_means(variants: list[compare.Variant], metric: str) -> None:
             if not score
             else (f"{score['mean']:.3f} [{score['ci_low']:.3f}, {score['ci_high']:.3f}]")
         )
-        print(f"{variant.name}: {stats.metric_label(metric)} {shown} ({variant.n_scored} scored)")
+        print(f"{variant.name}: {metric_label(metric)} {shown} ({variant.n_scored} scored)")
 
 
 def _ids(session, args: Namespace) -> list[int]:

@@ -8,7 +8,8 @@ import numpy as np
 
 from core.errors import PromptLabError
 from core.scoring import mean_bootstrap_ci
-from core.stats import Scores, format_confidence, format_score, metric_label
+from core.stats import Scores
+from core.wording import format_confidence, format_score, metric_label
 
 LUCK_FACTOR = 2.0  # a change must exceed twice the seed-to-seed SD of a mean to count as real
 

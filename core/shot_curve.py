@@ -14,12 +14,9 @@ from core.stats import (
     Scores,
     adjust_holm,
     compare_pair,
-    format_interval,
-    format_p,
-    format_score,
-    metric_label,
     paired_scores,
 )
+from core.wording import format_interval, format_p, format_score, metric_label
 
 
 @dataclass(frozen=True)

@@ -11,18 +11,12 @@ from typing import Final
 import numpy as np
 
 from core.errors import PromptLabError
+from core.wording import format_confidence, format_interval, format_p, format_score, metric_label
 
 ALPHA: Final = 0.05  # the usual threshold; the verdict names the interval's confidence beside it
 EXACT_MAX_N: Final = 16  # 2**16 sign patterns take milliseconds; 2**20 is still fine on request
 _EXACT_LIMIT: Final = 20  # 2**20 patterns × n cells; beyond this memory grows too fast
 _BLOCK_CELLS: Final = 1 << 20  # draw resamples in blocks of about a million cells to bound memory
-METRIC_LABELS: Final = {
-    "rouge1": "ROUGE-1",
-    "rouge2": "ROUGE-2",
-    "rougeL": "ROUGE-L",
-    "rougeLsum": "ROUGE-Lsum",
-}
-
 Scores = Sequence[float] | np.ndarray
 
 
@@ -312,35 +306,3 @@ def _check_resampling(confidence: float, resamples: int) -> None:
         raise PromptLabError(f"confidence must be between 0 and 1, e.g. 0.95; got {confidence}.")
     if resamples < 1:
         raise PromptLabError(f"resamples must be at least 1, e.g. 10000; got {resamples}.")
-
-
-# Words and numbers for sentences ---------------------------------------------------------------
-
-
-def metric_label(metric: str) -> str:
-    """'rougeL' as people write it: 'ROUGE-L'; other names unchanged."""
-    return METRIC_LABELS.get(metric, metric)
-
-
-def format_score(value: float, signed: bool = False) -> str:
-    """A score to three decimals, with a real minus sign (and a plus when `signed`)."""
-    value = value if round(value, 3) != 0 else 0.0  # no "−0.000"
-    text = f"{value:+.3f}" if signed else f"{value:.3f}"
-    return text.replace("-", "−")
-
-
-def format_interval(low: float, high: float) -> str:
-    """'[0.012, 0.050]'."""
-    return f"[{format_score(low)}, {format_score(high)}]"
-
-
-def format_confidence(confidence: float) -> str:
-    """0.95 as '95%', 0.975 as '97.5%'."""
-    return f"{100 * confidence:g}%"
-
-
-def format_p(p: float) -> str:
-    """'p = 0.71', 'p = 0.004' or 'p < 0.001'."""
-    if p < 0.001:
-        return "p < 0.001"
-    return f"p = {p:.3f}" if p < 0.01 else f"p = {p:.2f}"
