@@ -296,6 +296,26 @@ def finished_keys(*, session: Session, experiment_id: int) -> set[str]:
     )
 
 
+def forget_failed(*, session: Session, experiment_id: int) -> int:
+    """Delete an experiment's failed results, so that resuming it tries those examples again;
+    returns how many were deleted."""
+    failed = list(
+        session.scalars(
+            select(ResultRecord).where(
+                ResultRecord.experiment_id == experiment_id, ResultRecord.finish_reason == "error"
+            )
+        )
+    )
+    for record in failed:
+        session.delete(record)
+    session.flush()
+    done = session.scalar(
+        select(func.count(ResultRecord.id)).where(ResultRecord.experiment_id == experiment_id)
+    )
+    update_experiment(session=session, experiment_id=experiment_id, n_done=done)
+    return len(failed)
+
+
 def results_of(*, session: Session, experiment_id: int) -> list[ResultRecord]:
     return list(
         session.scalars(

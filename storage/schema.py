@@ -118,7 +118,9 @@ class ExperimentRecord(Base):
     dtype: Mapped[str | None] = mapped_column(String(50))
     seed: Mapped[int] = mapped_column(Integer, default=0)
     library_versions: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    backend: Mapped[str] = mapped_column(String(50), default="local")
+    backend: Mapped[str] = mapped_column(String(50), default="local")  # local or served
+    # The served endpoint's base URL and model name ("" for a local model); never an API key.
+    endpoint: Mapped[str | None] = mapped_column(String(1000))
     status: Mapped[str] = mapped_column(String(20), default="pending", index=True)
     error: Mapped[str | None] = mapped_column(Text)
     aggregates: Mapped[dict[str, Any]] = mapped_column(default=dict)  # type -> mean, CI, n
@@ -167,6 +169,7 @@ class ResultRecord(Base):
     batch_size: Mapped[int] = mapped_column(Integer, default=1)
     batch_index: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=1)  # requests sent (served backend)
     # Each answer token's id and probability, when the run asked for them (core.confidence).
     token_confidence: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

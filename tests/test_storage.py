@@ -21,7 +21,7 @@ def test_first_use_creates_the_schema_through_migrations(db):
     tables = set(inspect(engine).get_table_names())
     assert {"datasets", "examples", "experiments", "results", "studies", "prompt_designs"} <= tables
     with engine.connect() as conn:
-        assert conn.execute(text("select version_num from alembic_version")).scalar() == "0002"
+        assert conn.execute(text("select version_num from alembic_version")).scalar() == "0003"
         assert conn.execute(text("pragma journal_mode")).scalar() == "wal"
         assert conn.execute(text("pragma busy_timeout")).scalar() == 5000
         assert conn.execute(text("pragma foreign_keys")).scalar() == 1
@@ -159,3 +159,46 @@ def test_a_store_from_before_token_confidence_is_upgraded_and_keeps_its_results(
         results = queries.results_of(session=session, experiment_id=experiment_id)
     assert [r.rougeL for r in results] == [0.5, 0.4, 0.3]
     assert all(r.token_confidence is None for r in results)
+
+
+def test_a_store_from_before_the_served_backend_is_upgraded_with_endpoint_and_attempts(db):
+    experiment_id = store_experiment(db, [0.5, 0.4])
+    engine = get_engine(db)
+    with engine.begin() as conn:  # as a store written before served endpoints existed
+        command.downgrade(alembic_config(conn), "0002")
+    dispose_all()
+    engine = get_engine(db)
+    assert "endpoint" in {c["name"] for c in inspect(engine).get_columns("experiments")}
+    with session_scope(db) as session:
+        experiment = queries.get_experiment(session=session, experiment_id=experiment_id)
+        results = queries.results_of(session=session, experiment_id=experiment_id)
+        assert experiment.endpoint is None and experiment.backend == "local"
+        assert [r.attempts for r in results] == [1, 1]
+
+
+def test_forgetting_failed_results_keeps_the_others_and_recounts_progress(db):
+    experiment_id = store_experiment(db, [0.5, 0.4, 0.3])
+    with session_scope(db) as session:
+        queries.add_results(
+            session=session,
+            experiment_id=experiment_id,
+            results=[
+                dict(
+                    example_key="bad",
+                    position=3,
+                    prompt="p",
+                    output="",
+                    reference="r",
+                    finish_reason="error",
+                    error="HTTP 503",
+                    attempts=4,
+                )
+            ],
+        )
+    with session_scope(db) as session:
+        assert queries.forget_failed(session=session, experiment_id=experiment_id) == 1
+    with session_scope(db) as session:
+        experiment = queries.get_experiment(session=session, experiment_id=experiment_id)
+        results = queries.results_of(session=session, experiment_id=experiment_id)
+        assert [r.rougeL for r in results] == [0.5, 0.4, 0.3]
+        assert experiment.n_done == 3
