@@ -20,6 +20,7 @@ from core.models import ModelRequest
 from core.prompts import PRESETS, Embed, PromptDesign, RenderedPrompt
 from core.rendering import render_for_model
 from core.scoring import RougeOptions, mean_bootstrap_ci, score_rouge
+from core.served import Endpoint
 from core.settings import GenerationSettings
 from storage import queries
 from storage.db import session_scope
@@ -45,6 +46,9 @@ class RunSpec:
     label: str = ""
     pool_dataset: str | None = None  # None: shots come from `dataset`'s pool
     token_confidence: bool = False  # also store each answer token's probability (a forward pass)
+    # None: the local model generates. Otherwise a served endpoint does, and `model` only
+    # supplies the tokenizer and chat template that render and fit its prompts.
+    endpoint: Endpoint | None = None
 
     def __post_init__(self) -> None:
         if self.limit is not None and self.limit < 1:
@@ -59,6 +63,7 @@ class RunSpec:
         values["settings"] = self.settings.to_dict()
         values["design"]["shot_ids"] = list(self.design.shot_ids)
         values["rouge"]["rouge_types"] = list(self.rouge.rouge_types)
+        values["endpoint"] = self.endpoint.to_dict() if self.endpoint else None
         return values
 
     @classmethod
@@ -66,7 +71,9 @@ class RunSpec:
         values = dict(values)
         design = dict(values.pop("design"))
         design["shot_ids"] = tuple(design.get("shot_ids", ()))
+        endpoint = values.pop("endpoint", None)
         return cls(
+            endpoint=Endpoint.from_dict(endpoint) if endpoint else None,
             design=PromptDesign(**design),
             settings=GenerationSettings.from_dict(values.pop("settings")),
             model=ModelRequest(**values.pop("model")),
@@ -127,6 +134,8 @@ def create(
             model_id=spec.model.model_id,
             seed=spec.settings.seed,
             n_examples=len(example_keys),
+            backend="served" if spec.endpoint else "local",
+            endpoint=spec.endpoint.label() if spec.endpoint else None,
         )
 
 
@@ -152,6 +161,19 @@ def resume(experiment_id: int, **kwargs: Any) -> str:
         raise PromptLabError(f"Experiment {experiment_id} is complete; nothing to resume.")
     if status == "running":
         raise PromptLabError(f"Experiment {experiment_id} is running in another process.")
+    return execute(experiment_id, **kwargs)
+
+
+def retry_failed(experiment_id: int, **kwargs: Any) -> str:
+    """Try an experiment's failed examples again, and any it never reached; keeps the rest."""
+    with session_scope(kwargs.get("db_url")) as session:
+        queries.mark_stale_runs(session=session)
+        status = queries.get_experiment(session=session, experiment_id=experiment_id).status
+        if status == "running":
+            raise PromptLabError(f"Experiment {experiment_id} is running; wait for it to end.")
+        forgotten = queries.forget_failed(session=session, experiment_id=experiment_id)
+    if not forgotten and status == "completed":
+        raise PromptLabError(f"Experiment {experiment_id} has no failed examples to retry.")
     return execute(experiment_id, **kwargs)
 
 
@@ -188,6 +210,12 @@ def execute(
     """Generate, score and store every unfinished example; returns the final status."""
     spec, todo, pool, done, total = _start(experiment_id, db_url)
     try:
+        if spec.endpoint is not None:
+            from core.served_runs import serve_all
+
+            return serve_all(
+                experiment_id, spec, todo, pool, done, total, db_url, on_progress, should_stop
+            )
         with models.hold(spec.model) as loaded:
             return _generate_all(
                 experiment_id,
@@ -398,6 +426,7 @@ def _store_batch(
                 truncated_input_tokens=prompt.truncated_input_tokens,
                 batch_size=out.batch_size,
                 batch_index=out.batch_index,
+                attempts=out.attempts,
                 token_confidence=confidences[i] if confidences else None,
             )
         )

@@ -66,6 +66,8 @@ SUMMARY_SOURCE = {
     "model_revision": ExperimentRecord.model_revision,
     "device": ExperimentRecord.device,
     "dtype": ExperimentRecord.dtype,
+    "backend": ExperimentRecord.backend,
+    "endpoint": ExperimentRecord.endpoint,
     "n_examples": ExperimentRecord.n_examples,
     "n_done": ExperimentRecord.n_done,
 }
@@ -85,6 +87,7 @@ PER_EXAMPLE_SOURCE = {
     "dropped_shots": cast(ResultRecord.dropped_shots, Text),
     "truncated_input_tokens": ResultRecord.truncated_input_tokens,
     "error": ResultRecord.error,
+    "attempts": ResultRecord.attempts,
     "prompt": ResultRecord.prompt,
 }
 WIDE_VALUES = ("output", *ROUGE_COLUMNS)

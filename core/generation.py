@@ -35,6 +35,7 @@ class Output:
     stop_string: str | None = None
     batch_size: int = 1  # seeded sampling depends on the batch an output was generated in
     batch_index: int = 0
+    attempts: int = 1  # requests sent for it (a served backend retries)
 
 
 def default_batch_size(loaded: LoadedModel) -> int:

@@ -66,6 +66,22 @@ def load(path: Path, *, cache_dir: Path | None = None) -> tuple[Any, Any, str, b
     return model, tokenizer, sha, False
 
 
+def load_tokenizer(path: Path, *, cache_dir: Path | None = None) -> tuple[Any, Any, str]:
+    """(tokenizer, config, sha256 of the file) without the weights, from the cache if there."""
+    from transformers import AutoConfig
+
+    sha = file_sha256(path)
+    entry = entry_dir(sha, cache_dir)
+    if _is_complete(entry, sha):
+        try:
+            return AutoTokenizer.from_pretrained(entry), AutoConfig.from_pretrained(entry), sha
+        except Exception:  # a damaged entry: read the GGUF file itself
+            log.warning("cached conversion at %s is unreadable; reading the GGUF file", entry)
+    tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
+    config = AutoConfig.from_pretrained(path.parent, gguf_file=path.name)
+    return tokenizer, config, sha
+
+
 def _is_complete(entry: Path, sha: str) -> bool:
     marker = entry / MARKER
     if not marker.is_file():

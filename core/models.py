@@ -211,6 +211,55 @@ def load_model(request: ModelRequest, *, cache_dir: Path | None = None) -> Loade
     )
 
 
+_tokenizers: dict[tuple[str, bool], LoadedModel] = {}
+
+
+def prompt_tokenizer(request: ModelRequest) -> LoadedModel:
+    """The tokenizer, chat template and context window of `request` without its weights: what a
+    run on a served endpoint needs to render and fit prompts exactly as a local run would.
+    Its `model` is None; tokenizers are small, so each one asked for is kept."""
+    name = request.model_id.strip()
+    key = (EMBEDDED if name in EMBEDDED_ALIASES else name, request.trust_remote_code)
+    with _lock:
+        if key in _tokenizers:
+            return _tokenizers[key]
+    model_id, trust = key
+    started = time.perf_counter()
+    try:
+        if _is_gguf(model_id):
+            path = embedded_gguf_path() if model_id == EMBEDDED else _existing_file(model_id)
+            tokenizer, config, revision = gguf_cache.load_tokenizer(path)
+            kind: ModelKind = "causal"
+        else:
+            local = _local_folder(model_id)
+            offline = local is None and not hub_reachable()
+            src = str(local) if local else model_id
+            common = dict(trust_remote_code=trust, local_files_only=offline)
+            config = AutoConfig.from_pretrained(src, **common)
+            kind = model_kind(config, model_id)
+            tokenizer = AutoTokenizer.from_pretrained(src, **common)
+            revision = getattr(config, "_commit_hash", None)
+    except PromptLabError:
+        raise
+    except Exception as exc:
+        raise _explain_load_error(exc, ModelRequest(model_id, "cpu", "float32", trust)) from exc
+    _prepare_tokenizer(tokenizer, kind)
+    loaded = LoadedModel(
+        model_id=model_id,
+        model=None,
+        tokenizer=tokenizer,
+        kind=kind,
+        device="server",
+        dtype="",
+        context_window=context_window(config, tokenizer),
+        revision=revision,
+        load_seconds=time.perf_counter() - started,
+        request=ModelRequest(model_id, None, None, trust),
+    )
+    with _lock:
+        return _tokenizers.setdefault(key, loaded)
+
+
 def _load_source(req: ModelRequest, cache_dir: Path | None) -> tuple:
     dtype = DTYPES[req.dtype]
     if _is_gguf(req.model_id):

@@ -1,0 +1,135 @@
+"""An experiment run on a served endpoint: prompts rendered with the model's own tokenizer and
+template, sent C at a time, stored as they come back; failed examples are stored as failed."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from core import models
+from core.experiments import (
+    RunSpec,
+    _finish,
+    _render_all,
+    _store_batch,
+    _update,
+    library_versions,
+)
+from core.generation import Output
+from core.prompts import RenderedPrompt
+from core.served import check_run
+from core.served_client import Client, Failure, run_concurrently
+from storage import queries
+from storage.db import session_scope
+from storage.schema import utcnow
+
+FLUSH_EVERY_S = 1.0  # store what came back at least this often, so progress shows and is kept
+
+
+def serve_all(
+    experiment_id, spec: RunSpec, todo, pool, done, total, db_url, on_progress, should_stop
+) -> str:
+    endpoint = spec.endpoint
+    mapping = check_run(
+        spec.settings,
+        endpoint,
+        use_chat_template=spec.design.use_chat_template,
+        token_confidence=spec.token_confidence,
+    )
+    prompter = models.prompt_tokenizer(spec.model)
+    _update(
+        db_url,
+        experiment_id,
+        backend="served",
+        endpoint=endpoint.label(),
+        model_revision=prompter.revision,
+        device="server",
+        dtype=None,
+        library_versions={**library_versions(), "httpx": _httpx_version()},
+    )
+    prompts, where, done = _render_all(experiment_id, spec, todo, pool, prompter, done, db_url)
+    if on_progress:
+        on_progress(done, total)
+    client = Client(endpoint, spec.settings, mapping)
+    stopped = False
+
+    def stop_now() -> bool:
+        nonlocal stopped
+        stopped = stopped or bool(should_stop and should_stop())
+        return stopped
+
+    waiting: list[tuple[RenderedPrompt, Output | Failure]] = []
+    last_flush = time.monotonic()
+    try:
+        budget = int(endpoint.error_budget * len(prompts))
+        for index, result in run_concurrently(
+            client, prompts, error_budget=budget, should_stop=stop_now
+        ):
+            waiting.append((prompts[index], result))
+            if (
+                len(waiting) >= endpoint.concurrency
+                or time.monotonic() - last_flush > FLUSH_EVERY_S
+            ):
+                done = _store(experiment_id, spec, waiting, where, db_url)
+                waiting, last_flush = [], time.monotonic()
+                if on_progress:
+                    on_progress(done, total)
+    finally:
+        client.close()
+        if waiting:  # whatever came back before an error is kept
+            done = _store(experiment_id, spec, waiting, where, db_url)
+            if on_progress:
+                on_progress(done, total)
+    if stopped and done < total:
+        _update(db_url, experiment_id, status="interrupted", finished_at=utcnow())
+        return "interrupted"
+    _finish(experiment_id, spec, db_url)
+    return "completed"
+
+
+def _store(
+    experiment_id: int,
+    spec: RunSpec,
+    results: list[tuple[RenderedPrompt, Output | Failure]],
+    where: dict[str, tuple[int, str | None]],
+    db_url: str | None,
+) -> int:
+    answered = [(p, r) for p, r in results if isinstance(r, Output)]
+    failed = [(p, r) for p, r in results if isinstance(r, Failure)]
+    done = 0
+    if answered:
+        done = _store_batch(
+            experiment_id,
+            spec,
+            [p for p, _ in answered],
+            [r for _, r in answered],
+            where,
+            db_url,
+        )
+    if failed:
+        rows: list[dict[str, Any]] = [
+            dict(
+                example_key=prompt.example_id,
+                position=where[prompt.example_id][0],
+                prompt=prompt.sent_text,
+                output="",
+                reference=where[prompt.example_id][1],
+                prompt_tokens=prompt.prompt_tokens or 0,
+                finish_reason="error",
+                error=failure.error[:2000],
+                attempts=failure.attempts,
+                shots=list(prompt.shot_ids),
+                dropped_shots=list(prompt.dropped_shot_ids),
+                truncated_input_tokens=prompt.truncated_input_tokens,
+            )
+            for prompt, failure in failed
+        ]
+        with session_scope(db_url) as session:
+            done = queries.add_results(session=session, experiment_id=experiment_id, results=rows)
+    return done
+
+
+def _httpx_version() -> str:
+    import httpx
+
+    return httpx.__version__

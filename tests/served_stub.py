@@ -1,0 +1,128 @@
+"""A scripted OpenAI-style HTTP server on loopback, for what a real serving engine cannot be
+made to do on demand: answer 429 or 503, stall past a timeout, drop a connection, send a
+broken body. It is a real HTTP server (the client under test speaks real HTTP to it); only its
+answers are scripted. It can also forward to a real server, as a flaky proxy in front of it.
+
+Each behaviour is a tuple: ("ok", text[, finish_reason[, extra choice fields]]),
+("status", code[, retry_after]), ("sleep", seconds, then_behaviour), ("drop",),
+("garbage",), ("forward",). When the script runs out, `default` answers.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import httpx
+
+
+class StubServer:
+    def __init__(
+        self,
+        script: list[tuple] | None = None,
+        *,
+        default: tuple | Callable[[dict[str, Any]], tuple] = ("ok", "a summary"),
+        upstream: str | None = None,
+    ) -> None:
+        self.script = list(script or [])
+        self.default = default
+        self.upstream = upstream  # base URL to forward to, e.g. http://127.0.0.1:8000
+        self.requests: list[dict[str, Any]] = []  # {"path", "body", "headers"}
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self._lock = threading.Lock()
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.httpd.daemon_threads = True
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+
+    def __enter__(self) -> StubServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def _next(self, body: dict[str, Any]) -> tuple:
+        with self._lock:
+            if self.script:
+                return self.script.pop(0)
+        return self.default(body) if callable(self.default) else self.default
+
+    def _handler(self):
+        stub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: object) -> None:  # quiet
+                pass
+
+            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+                raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                body = json.loads(raw or b"{}")
+                with stub._lock:
+                    stub.requests.append(
+                        {"path": self.path, "body": body, "headers": dict(self.headers)}
+                    )
+                    stub.in_flight += 1
+                    stub.max_in_flight = max(stub.max_in_flight, stub.in_flight)
+                try:
+                    self._answer(stub._next(body), body, raw)
+                finally:
+                    with stub._lock:
+                        stub.in_flight -= 1
+
+            def _answer(self, behaviour: tuple, body: dict[str, Any], raw: bytes) -> None:
+                kind = behaviour[0]
+                if kind == "sleep":
+                    time.sleep(behaviour[1])
+                    return self._answer(behaviour[2], body, raw)
+                if kind == "drop":
+                    self.close_connection = True
+                    self.connection.close()
+                    return None
+                if kind == "status":
+                    headers = {"Retry-After": str(behaviour[2])} if len(behaviour) > 2 else {}
+                    return self._send(behaviour[1], {"error": {"message": "scripted"}}, headers)
+                if kind == "garbage":
+                    return self._send(200, None, raw_text=b"<html>not json</html>")
+                if kind == "forward":
+                    headers = {"Content-Type": "application/json"}
+                    if "Authorization" in self.headers:
+                        headers["Authorization"] = self.headers["Authorization"]
+                    path = self.path.removeprefix("/v1")
+                    reply = httpx.post(
+                        f"{stub.upstream}/v1{path}", content=raw, headers=headers, timeout=300
+                    )
+                    return self._send(reply.status_code, None, raw_text=reply.content)
+                text = behaviour[1]
+                finish = behaviour[2] if len(behaviour) > 2 else "stop"
+                extra = behaviour[3] if len(behaviour) > 3 else {}
+                if "messages" in body:
+                    choice = {"message": {"role": "assistant", "content": text}}
+                else:
+                    choice = {"text": text}
+                choice.update(index=0, finish_reason=finish, **extra)
+                usage = {"prompt_tokens": 7, "completion_tokens": len(text.split())}
+                return self._send(200, {"choices": [choice], "usage": usage})
+
+            def _send(self, status, payload, headers=None, raw_text: bytes | None = None):
+                data = raw_text if raw_text is not None else json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                for name, value in (headers or {}).items():
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(data)
+
+        return Handler

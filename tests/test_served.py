@@ -1,0 +1,383 @@
+"""The served backend without a serving engine: settings mapped onto request parameters, what
+an endpoint cannot honour refused by name, and the client's retries, concurrency and error
+budget against a scripted HTTP server on loopback (tests/served_stub.py: a real server whose
+failures are scripted, because a real engine cannot be made to fail on demand). The same
+paths against llama-cpp-python's real server are in test_served_llama.py."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import replace
+
+import pytest
+
+from core import experiments, export
+from core.errors import PromptLabError
+from core.experiments import RunSpec
+from core.models import ModelRequest
+from core.prompts import PRESETS, RenderedPrompt
+from core.served import Endpoint, check_run, map_settings
+from core.served_client import BudgetExceeded, Client, Failure, RequestFailed, run_concurrently
+from core.settings import GenerationSettings
+from storage import queries
+from storage.db import dispose_all, session_scope
+from tests.served_stub import StubServer
+
+GREEDY = GenerationSettings(max_new_tokens=20, seed=3)
+SAMPLING = GenerationSettings(
+    max_new_tokens=20, do_sample=True, temperature=0.7, top_k=20, top_p=0.9, seed=5
+)
+
+
+def endpoint(base_url: str = "http://127.0.0.1:9/v1", **changes) -> Endpoint:
+    values = dict(base_url=base_url, model="smol", backoff_s=0.01, timeout_s=5.0)
+    values.update(changes)
+    return Endpoint(**values)
+
+
+def prompt(i: int = 0, text: str = "Summarize: hi") -> RenderedPrompt:
+    return RenderedPrompt(
+        example_id=f"ex{i}",
+        text=text,
+        sent_text=f"<user>{text}</user>",
+        parts=(),
+        shot_ids=(),
+        add_special_tokens=False,
+        prompt_tokens=5,
+    )
+
+
+# --- settings onto parameters -------------------------------------------------------------
+
+
+def test_greedy_is_sent_as_temperature_zero_with_every_server_default_overridden():
+    assert map_settings(GREEDY, endpoint(server="vllm")).params == dict(
+        max_tokens=20,
+        seed=3,
+        temperature=0.0,
+        top_p=1.0,
+        top_k=-1,
+        min_p=0.0,
+        repetition_penalty=1.0,
+    )
+    assert map_settings(GREEDY, endpoint(server="llama.cpp")).params == dict(
+        max_tokens=20,
+        seed=3,
+        temperature=0.0,
+        top_p=1.0,
+        top_k=0,
+        min_p=0.0,
+        repeat_penalty=1.0,
+    )
+    assert map_settings(GREEDY, endpoint(server="openai")).params == dict(
+        max_tokens=20, seed=3, temperature=0.0, top_p=1.0
+    )
+
+
+def test_sampling_settings_go_by_each_servers_own_names():
+    vllm = map_settings(SAMPLING.with_(repetition_penalty=1.2, min_new_tokens=3), endpoint())
+    assert vllm.params | {} == dict(
+        max_tokens=20,
+        seed=5,
+        temperature=0.7,
+        top_p=0.9,
+        top_k=20,
+        min_p=0.0,
+        repetition_penalty=1.2,
+        min_tokens=3,
+    )
+    assert not vllm.notes()
+    llama = map_settings(SAMPLING.with_(repetition_penalty=1.2), endpoint(server="llama.cpp"))
+    assert llama.params["repeat_penalty"] == 1.2 and llama.params["top_k"] == 20
+    assert not llama.refused
+    assert "last 64 tokens" in llama.approximate[0]
+    assert map_settings(SAMPLING.with_(top_k=0), endpoint()).params["top_k"] == -1
+    assert map_settings(SAMPLING.with_(top_k=0), endpoint(server="llama.cpp")).params["top_k"] == 0
+
+
+def test_what_an_openai_only_endpoint_cannot_do_is_refused_by_name():
+    mapping = map_settings(SAMPLING.with_(repetition_penalty=1.3), endpoint(server="openai"))
+    assert "top_k" not in mapping.params and "repetition_penalty" not in mapping.params
+    assert [n.split(":")[0] for n in mapping.refused] == ["top_k=20", "repetition_penalty=1.3"]
+    assert not map_settings(SAMPLING.with_(top_k=0), endpoint(server="openai")).refused
+
+
+def test_decoding_that_no_server_runs_is_refused_and_every_reason_is_given_at_once():
+    settings = GREEDY.with_(num_beams=4, no_repeat_ngram_size=3, min_new_tokens=2)
+    with pytest.raises(PromptLabError) as raised:
+        check_run(settings, endpoint(server="llama.cpp"), use_chat_template=True)
+    message = str(raised.value)
+    for name in ("num_beams=4", "no_repeat_ngram_size=3", "min_new_tokens=2"):
+        assert name in message
+    with pytest.raises(PromptLabError, match="chat template"):
+        check_run(GREEDY, endpoint(api="chat"), use_chat_template=False)
+    with pytest.raises(PromptLabError, match="only the local backend"):
+        check_run(GREEDY, endpoint(), use_chat_template=True, token_confidence=True)
+
+
+def test_stop_strings_are_sent_and_an_openai_endpoints_limit_is_reported():
+    stops = ("\n", "#Person1#", "###", "END", "Q:")
+    assert map_settings(GREEDY.with_(stop=stops), endpoint()).params["stop"] == list(stops)
+    capped = map_settings(GREEDY.with_(stop=stops), endpoint(server="openai"))
+    assert capped.params["stop"] == list(stops[:4])
+    assert "first 4 stop strings" in capped.approximate[0]
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        (dict(base_url="localhost:8000"), "http:// or https://"),
+        (dict(base_url="http://user:secret@host/v1"), "no credentials"),
+        (dict(model="  "), "Name the model"),
+        (dict(api_key_env="sk-live-1234"), "NAME of an environment variable"),
+        (dict(concurrency=0), "concurrency"),
+        (dict(error_budget=1.5), "error_budget"),
+        (dict(server="tgi"), "server must be one of"),
+    ],
+)
+def test_bad_endpoints_are_refused_with_a_reason(changes, message):
+    with pytest.raises(PromptLabError, match=message):
+        endpoint(**changes)
+
+
+def test_a_named_key_variable_that_is_unset_is_explained(monkeypatch):
+    monkeypatch.delenv("PROMPT_LAB_TEST_KEY", raising=False)
+    with pytest.raises(PromptLabError, match="PROMPT_LAB_TEST_KEY holds no API key"):
+        endpoint(api_key_env="PROMPT_LAB_TEST_KEY").api_key()
+
+
+# --- the client against a scripted server --------------------------------------------------
+
+
+def client_for(server: StubServer, settings=GREEDY, waits=None, **changes) -> Client:
+    ep = endpoint(server.base_url, **changes)
+    recorded = [] if waits is None else waits
+    return Client(
+        ep, settings, map_settings(settings, ep), wait=lambda s: recorded.append(s) or False
+    )
+
+
+def test_the_prompt_is_sent_exactly_as_rendered_with_the_mapped_parameters(monkeypatch):
+    monkeypatch.setenv("PROMPT_LAB_TEST_KEY", "k-123")
+    with StubServer() as server:
+        out = client_for(server, api_key_env="PROMPT_LAB_TEST_KEY").complete(prompt())
+    request = server.requests[0]
+    assert request["path"] == "/v1/completions"
+    assert request["body"]["prompt"] == "<user>Summarize: hi</user>"
+    assert request["body"]["temperature"] == 0.0 and request["body"]["model"] == "smol"
+    assert request["headers"]["Authorization"] == "Bearer k-123"
+    assert (out.text, out.finish_reason, out.attempts) == ("a summary", "eos", 1)
+    assert (out.prompt_tokens, out.new_tokens) == (7, 2)  # as the server counted them
+
+
+def test_the_chat_api_sends_the_designed_text_as_a_user_message():
+    with StubServer() as server:
+        out = client_for(server, api="chat").complete(prompt(text="Summarize: bye"))
+    request = server.requests[0]
+    assert request["path"] == "/v1/chat/completions"
+    assert request["body"]["messages"] == [{"role": "user", "content": "Summarize: bye"}]
+    assert out.text == "a summary"
+
+
+def test_429_and_503_are_retried_honouring_retry_after_then_the_answer_is_kept():
+    waits: list[float] = []
+    script = [("status", 503), ("status", 429, "0.25"), ("ok", "third time")]
+    with StubServer(script) as server:
+        out = client_for(server, waits=waits).complete(prompt())
+    assert (out.text, out.attempts) == ("third time", 3)
+    assert len(server.requests) == 3
+    assert 0.005 <= waits[0] <= 0.015 and waits[1] == 0.25  # backoff, then Retry-After
+
+
+def test_a_timeout_and_a_dropped_connection_are_retried():
+    script = [("sleep", 1.5, ("ok", "late")), ("drop",), ("ok", "on time")]
+    with StubServer(script) as server:
+        out = client_for(server, timeout_s=0.5).complete(prompt())
+    assert (out.text, out.attempts) == ("on time", 3)
+
+
+def test_retries_give_up_after_max_retries_with_the_last_problem():
+    with StubServer(default=("status", 502)) as server:
+        with pytest.raises(RequestFailed, match="HTTP 502") as raised:
+            client_for(server, max_retries=2).complete(prompt())
+    assert raised.value.attempts == 3 and len(server.requests) == 3
+
+
+@pytest.mark.parametrize(
+    "behaviour, message",
+    [
+        (("status", 404), "check the base URL"),
+        (("status", 401), "wants an API key"),
+        (("status", 400), "HTTP 400"),
+        (("garbage",), "not an OpenAI-style completion"),
+    ],
+)
+def test_answers_that_retrying_cannot_mend_fail_at_once(behaviour, message):
+    with StubServer(default=behaviour) as server:
+        with pytest.raises(RequestFailed, match=message) as raised:
+            client_for(server).complete(prompt())
+    assert raised.value.attempts == 1
+
+
+def test_finish_reasons_length_and_a_named_stop_string_are_kept():
+    script = [
+        ("ok", "cut short", "length"),
+        ("ok", "ends here", "stop", {"stop_reason": "###"}),
+        ("ok", "server ignored it ### more", "stop"),
+    ]
+    settings = GREEDY.with_(stop=("###",))
+    with StubServer(script) as server:
+        client = client_for(server, settings=settings)
+        outs = [client.complete(prompt(i)) for i in range(3)]
+    assert [(o.finish_reason, o.stop_string) for o in outs] == [
+        ("length", None),
+        ("stop", "###"),
+        ("stop", "###"),
+    ]
+    assert outs[2].text == "server ignored it "
+
+
+def test_at_most_c_requests_are_in_flight_and_every_answer_comes_back():
+    with StubServer(default=("sleep", 0.15, ("ok", "x"))) as server:
+        client = client_for(server, concurrency=3)
+        got = dict(run_concurrently(client, [prompt(i) for i in range(9)], error_budget=0))
+    assert sorted(got) == list(range(9))
+    assert server.max_in_flight == 3
+
+
+def test_a_blown_error_budget_stops_new_requests_but_keeps_what_came_back():
+    def answer(body):
+        return ("status", 400) if "bad" in body["prompt"] else ("sleep", 0.05, ("ok", "fine"))
+
+    prompts = [prompt(i, "bad" if i in (1, 2) else "good") for i in range(20)]
+    seen = []
+    with StubServer(default=answer) as server:
+        client = client_for(server, concurrency=2)
+        with pytest.raises(BudgetExceeded, match="2 request"):
+            for index, result in run_concurrently(client, prompts, error_budget=1):
+                seen.append((index, result))
+    failures = [i for i, r in seen if isinstance(r, Failure)]
+    assert failures == [1, 2]
+    assert len(seen) < 20 and len(server.requests) < 20  # it stopped sending
+    assert all(r.text == "fine" for _, r in seen if not isinstance(r, Failure))
+
+
+def test_stopping_sends_nothing_new_and_stops_retrying():
+    stop = threading.Event()
+    with StubServer(default=("sleep", 0.05, ("ok", "x"))) as server:
+        client = client_for(server, concurrency=2)
+        seen = []
+        for index, _ in run_concurrently(
+            client, [prompt(i) for i in range(10)], error_budget=0, should_stop=stop.is_set
+        ):
+            seen.append(index)
+            stop.set()
+    assert len(seen) == 2 and len(server.requests) == 2
+
+
+# --- experiments on a served endpoint --------------------------------------------------------
+
+
+@pytest.fixture
+def served_spec(tiny_causal_dir):
+    return RunSpec(
+        model=ModelRequest(str(tiny_causal_dir)),  # only its tokenizer and template are used
+        design=PRESETS["flan"].with_(shots=1),
+        settings=GenerationSettings(max_new_tokens=6),
+        limit=6,
+    )
+
+
+def stored(db, experiment_id):
+    with session_scope(db) as session:
+        record = queries.get_experiment(session=session, experiment_id=experiment_id)
+        return record, queries.results_of(session=session, experiment_id=experiment_id)
+
+
+def test_a_served_run_records_backend_endpoint_and_failures_and_retries_only_those(db, served_spec):
+    broken = {"on": True}
+    prompts_sent: list[str] = []
+
+    def answer(body):
+        prompts_sent.append(body["prompt"])
+        failing = broken["on"] and len(prompts_sent) in (2, 5)
+        return ("status", 400) if failing else ("ok", "a person asks about a ticket")
+
+    with StubServer(default=answer) as server:
+        spec = replace(
+            served_spec, endpoint=endpoint(server.base_url, concurrency=2, error_budget=0.5)
+        )
+        experiment_id = experiments.run(spec, db_url=db)
+        record, results = stored(db, experiment_id)
+        assert (record.status, record.backend) == ("completed", "served")
+        assert record.endpoint == f"{server.base_url} (smol)"
+        assert record.aggregates["n_failed"] == 2
+        failed = [r for r in results if r.finish_reason == "error"]
+        assert len(failed) == 2 and all("HTTP 400" in r.error for r in failed)
+        assert all(r.prompt for r in failed)  # what was sent is kept with the failure
+        kept = {r.example_key: (r.id, r.output) for r in results if r.finish_reason != "error"}
+        # The prompts went out exactly as a local run renders them.
+        assert sorted(prompts_sent[:6]) == sorted(r.prompt for r in results)
+
+        broken["on"] = False
+        assert experiments.retry_failed(experiment_id, db_url=db) == "completed"
+    record, results = stored(db, experiment_id)
+    assert record.n_done == 6 and record.aggregates["n_failed"] == 0
+    assert len(server.requests) == 8  # the 2 failed examples only, sent again
+    for r in results:
+        if r.example_key in kept:
+            assert (r.id, r.output) == kept[r.example_key]  # untouched
+    assert all(r.rougeL is not None for r in results)
+    with pytest.raises(PromptLabError, match="no failed examples"):
+        experiments.retry_failed(experiment_id, db_url=db)
+
+
+def test_a_run_past_its_error_budget_fails_and_keeps_every_answer_it_had(db, served_spec):
+    with StubServer(default=("status", 503)) as server:
+        spec = replace(
+            served_spec, endpoint=endpoint(server.base_url, concurrency=1, max_retries=1)
+        )
+        with pytest.raises(BudgetExceeded, match="error budget of 0"):
+            experiments.run(spec, db_url=db)
+    with session_scope(db) as session:
+        record = queries.get_experiment(session=session, experiment_id=1)
+    assert record.status == "failed" and "error budget" in record.error
+    _, results = stored(db, record.id)
+    assert [r.attempts for r in results] == [2]  # the one failure, after one retry
+
+
+def test_the_api_key_reaches_the_server_but_never_the_store_or_an_export(
+    served_spec, monkeypatch, tmp_path
+):
+    secret = "sk-prompt-lab-test-5f0e2c9a"
+    monkeypatch.setenv("PROMPT_LAB_TEST_KEY", secret)
+    db = f"sqlite:///{tmp_path}/served.sqlite"  # a file, to read its bytes
+    with StubServer() as server:
+        spec = replace(
+            served_spec, endpoint=endpoint(server.base_url, api_key_env="PROMPT_LAB_TEST_KEY")
+        )
+        experiment_id = experiments.run(spec, db_url=db)
+    assert {r["headers"]["Authorization"] for r in server.requests} == {f"Bearer {secret}"}
+    with session_scope(db) as session:
+        tables = [
+            export.summary_table(session=session, experiment_ids=[experiment_id]),
+            export.per_example_table(session=session, experiment_ids=[experiment_id]),
+            export.wide_table(session=session, experiment_ids=[experiment_id]),
+        ]
+        spec_json = str(queries.get_experiment(session=session, experiment_id=experiment_id).spec)
+    csv_bytes = b"".join(export.to_csv_bytes(table) for table in tables)
+    assert b"served" in csv_bytes and server.base_url.encode() in csv_bytes
+    assert "PROMPT_LAB_TEST_KEY" in spec_json  # the variable's name is what is kept
+    assert secret.encode() not in csv_bytes
+    dispose_all()  # close every connection, so the WAL is folded into the file
+    raw = b"".join(p.read_bytes() for p in tmp_path.glob("served.sqlite*"))
+    assert len(raw) > 10_000 and b"PROMPT_LAB_TEST_KEY" in raw
+    assert secret.encode() not in raw
+
+
+def test_a_spec_with_an_endpoint_survives_its_record_and_old_records_have_none(served_spec):
+    spec = replace(served_spec, endpoint=endpoint(api="chat", concurrency=8))
+    assert RunSpec.from_dict(spec.to_dict()) == spec
+    old = served_spec.to_dict()
+    del old["endpoint"]
+    assert RunSpec.from_dict(old).endpoint is None
