@@ -184,6 +184,33 @@ def _run_command(commands, common) -> None:
         help="also store each answer token's probability (one more forward pass per example)",
     )
     add("--name", metavar="STUDY", help="the study's name (a single experiment's label)")
+    served = run.add_argument_group(
+        "served model",
+        "Generate on an OpenAI-compatible endpoint (vLLM, TGI, llama.cpp, Ollama) instead of "
+        "locally; --model then only supplies the tokenizer and chat template for the prompts.",
+    )
+    served.add_argument("--endpoint", metavar="URL", help="base URL, e.g. http://host:8000/v1")
+    served.add_argument("--served-model", metavar="NAME", help="the model's name on the server")
+    served.add_argument("--api", choices=("completions", "chat"), default="completions")
+    served.add_argument(
+        "--server",
+        choices=("vllm", "llama.cpp", "openai"),
+        default="vllm",
+        help="which extra parameters it takes (top_k, repetition penalty); default vllm",
+    )
+    served.add_argument(
+        "--api-key-env", metavar="VAR", default="", help="environment variable holding the key"
+    )
+    served.add_argument("--concurrency", type=int, default=4, metavar="C", help="default 4")
+    served.add_argument("--request-timeout", type=float, default=120.0, metavar="S")
+    served.add_argument("--max-retries", type=int, default=4, metavar="N")
+    served.add_argument(
+        "--error-budget",
+        type=float,
+        default=0.1,
+        metavar="F",
+        help="share of examples that may fail before the run stops (default 0.1)",
+    )
 
 
 def _experiment_commands(commands, common) -> None:
@@ -205,6 +232,14 @@ def _experiment_commands(commands, common) -> None:
         commands, common, "resume", "resume", "finish interrupted, failed or pending experiments"
     )
     resume.add_argument("ids", type=int, nargs="+", metavar="ID")
+    retry = _command(
+        commands,
+        common,
+        "retry-failed",
+        "retry_failed",
+        "run the failed examples of experiments again, keeping the rest",
+    )
+    retry.add_argument("ids", type=int, nargs="+", metavar="ID")
     delete = _command(commands, common, "delete", "delete", "delete experiments and results")
     delete.add_argument("ids", type=int, nargs="+", metavar="ID")
     delete.add_argument("--yes", action="store_true", help="do not ask for confirmation")

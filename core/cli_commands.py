@@ -23,6 +23,7 @@ from core.experiments import RunSpec
 from core.models import EMBEDDED, EMBEDDED_ALIASES, ModelRequest
 from core.prompts import PRESETS, select_shots
 from core.scoring import RougeOptions, score_rouge
+from core.served import Endpoint, check_run, probe
 from core.settings import GenerationSettings
 from core.sweeps import Sweep
 from storage import queries
@@ -143,6 +144,15 @@ def run(args: Namespace) -> int:
 def _print_notes(specs: Sequence[RunSpec]) -> None:
     """Settings that greedy decoding ignores, once each, with how many experiments they affect."""
     notes = [note for spec in specs for note in spec.settings.ignored()]
+    for spec in specs:
+        if spec.endpoint is not None:  # refused settings stop here, before anything is stored
+            mapping = check_run(
+                spec.settings,
+                spec.endpoint,
+                use_chat_template=spec.design.use_chat_template,
+                token_confidence=spec.token_confidence,
+            )
+            notes.extend(mapping.approximate)
     for note in dict.fromkeys(notes):
         share = f" ({notes.count(note)} of {len(specs)} experiments)" if len(specs) > 1 else ""
         print(f"note: {note}{share}", file=sys.stderr)
@@ -176,6 +186,27 @@ def base_spec(args: Namespace) -> RunSpec:
         batch_size=args.batch_size,
         token_confidence=args.token_confidence,
         label=args.name or "",
+        endpoint=endpoint_of(args),
+    )
+
+
+def endpoint_of(args: Namespace) -> Endpoint | None:
+    if not args.endpoint:
+        if args.served_model:
+            raise PromptLabError("--served-model needs --endpoint, the server's base URL.")
+        return None
+    if not args.served_model:
+        raise PromptLabError("--endpoint needs --served-model, the model's name on the server.")
+    return Endpoint(
+        base_url=args.endpoint,
+        model=args.served_model,
+        api=args.api,
+        server=args.server,
+        api_key_env=args.api_key_env,
+        concurrency=args.concurrency,
+        timeout_s=args.request_timeout,
+        max_retries=args.max_retries,
+        error_budget=args.error_budget,
     )
 
 
@@ -207,8 +238,14 @@ def _limit(text: str) -> int | None:
 
 
 def _load_models(specs: Sequence[RunSpec]) -> None:
-    """Load every model before anything is stored; the first to run is loaded last and stays."""
-    for request in reversed(list(dict.fromkeys(spec.model for spec in specs))):
+    """Load every model before anything is stored; the first to run is loaded last and stays.
+    A served run needs only the tokenizer here, and an endpoint that answers."""
+    for endpoint in dict.fromkeys(spec.endpoint for spec in specs if spec.endpoint):
+        probe(endpoint)
+    for request in dict.fromkeys(spec.model for spec in specs if spec.endpoint):
+        models.prompt_tokenizer(request)
+    local = [spec.model for spec in specs if spec.endpoint is None]
+    for request in reversed(list(dict.fromkeys(local))):
         models.get_model(request)
 
 
@@ -264,6 +301,20 @@ def resume(args: Namespace) -> int:
     return watch.guard(work)
 
 
+def retry_failed(args: Namespace) -> int:
+    """Run each experiment's failed examples again, in the order given."""
+    watch = Watch(args)
+
+    def work() -> None:
+        for number, experiment_id in enumerate(args.ids):
+            watch.start(experiment_id)
+            watch.queue = args.ids[number + 1 :]
+            experiments.retry_failed(experiment_id, db_url=args.db_url, on_progress=watch.progress)
+            watch.finish()
+
+    return watch.guard(work)
+
+
 class Watch:
     """Follows the experiment running now: progress on a terminal, a line when it finishes, and
     on Ctrl-C or failure, how to resume it."""
@@ -291,6 +342,14 @@ class Watch:
         with session_scope(self.db_url) as session:
             record = queries.get_experiment(session=session, experiment_id=self.current)
             print(result_line(record, time.perf_counter() - self.started), flush=True)
+            failed = (record.aggregates or {}).get("n_failed")
+            if failed and record.backend == "served":
+                db = f" --db {shlex.quote(self.db_given)}" if self.db_given else ""
+                print(
+                    f"note: {failed} example(s) failed; try them again with: "
+                    f"python -m core{db} retry-failed {record.id}",
+                    file=sys.stderr,
+                )
         self.current = None
 
     def guard(self, work: Callable[[], None]) -> int:
@@ -333,9 +392,12 @@ class Watch:
         first, ids = unfinished[0], " ".join(str(r.id) for r in unfinished)
         db = f" --db {shlex.quote(self.db_given)}" if self.db_given else ""
         later = f" ({len(unfinished) - 1} not started yet)" if len(unfinished) > 1 else ""
+        # retry-failed also tries the examples that failed, which resume keeps as they are.
+        served = first.backend == "served"
+        action, command = ("retry", "retry-failed") if served else ("resume", "resume")
         return (
             f"experiment {first.id} {what} after {first.n_done} of {first.n_examples} examples"
-            f"{later}; resume with: python -m core{db} resume {ids}"
+            f"{later}; {action} with: python -m core{db} {command} {ids}"
         )
 
 
@@ -401,7 +463,7 @@ def describe(record: ExperimentRecord, results: Sequence[Any]) -> list[str]:
         f"experiment {record.id}  {record.status}  {_short(record.label, 80)}".rstrip(),
         f"  dataset   {record.dataset_name}, split {record.split or 'all'}, "
         f"{record.n_done}/{record.n_examples} examples done",
-        f"  model     {record.model_id} ({record.device or '?'}, {record.dtype or '?'})",
+        _model_line(record),
         f"  study     {record.study_id if record.study_id is not None else '–'}",
         f"  created   {record.created_at:%Y-%m-%d %H:%M:%S}",
         "  design    " + _pairs(record.design),
@@ -431,6 +493,12 @@ def describe(record: ExperimentRecord, results: Sequence[Any]) -> list[str]:
         lines.append(f"    output:    {_short(r.output or r.error or '', 160)}")
         lines.append(f"    reference: {_short(r.reference or '–', 160)}")
     return lines
+
+
+def _model_line(record: ExperimentRecord) -> str:
+    if record.backend == "served":
+        return f"  model     served by {record.endpoint}; prompts in {record.model_id}'s format"
+    return f"  model     {record.model_id} ({record.device or '?'}, {record.dtype or '?'})"
 
 
 def delete(args: Namespace) -> int:

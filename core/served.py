@@ -225,3 +225,41 @@ def _number(name: str, value: object, *, low: float, high: float | None = None) 
     if not ok or (high is not None and value > high):
         bound = f"from {low} to {high}" if high is not None else f"≥ {low}"
         raise PromptLabError(f"{name} must be a number {bound}; got {value!r}.")
+
+
+def probe(endpoint: Endpoint, *, timeout_s: float = 10.0) -> list[str]:
+    """Ask the server which models it serves (GET /models) before anything is stored, so a
+    wrong URL, key or model name is reported at once; returns the names it listed."""
+    import httpx
+
+    key = endpoint.api_key()
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    url = f"{endpoint.base_url.strip().rstrip('/')}/models"
+    try:
+        response = httpx.get(url, headers=headers, timeout=timeout_s)
+    except httpx.HTTPError as exc:
+        raise PromptLabError(
+            f"Cannot reach the endpoint {endpoint.base_url} ({type(exc).__name__}): is the "
+            "server running, and is the URL right (it usually ends in /v1)?"
+        ) from exc
+    if response.status_code in (401, 403):
+        raise PromptLabError(
+            f"{endpoint.base_url} refused the request (HTTP {response.status_code}): "
+            + (
+                f"check the key in {endpoint.api_key_env}."
+                if endpoint.api_key_env
+                else "it wants an API key; name the environment variable that holds it."
+            )
+        )
+    if response.status_code != 200:
+        return []  # some servers have no model list; the first request will tell
+    try:
+        names = [str(item["id"]) for item in response.json().get("data", [])]
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return []
+    if names and endpoint.model not in names:
+        raise PromptLabError(
+            f"{endpoint.base_url} does not serve '{endpoint.model}'; it serves: "
+            + ", ".join(names[:20])
+        )
+    return names

@@ -381,3 +381,100 @@ def test_a_spec_with_an_endpoint_survives_its_record_and_old_records_have_none(s
     old = served_spec.to_dict()
     del old["endpoint"]
     assert RunSpec.from_dict(old).endpoint is None
+
+
+# --- the command line ----------------------------------------------------------------------
+
+
+def served_args(server: StubServer, model_dir, *extra: str) -> list[str]:
+    return [
+        "run",
+        "--endpoint",
+        server.base_url,
+        "--served-model",
+        "smol",
+        "--model",
+        str(model_dir),
+        "--limit",
+        "3",
+        "--max-new-tokens",
+        "4",
+        *extra,
+    ]
+
+
+MODELS = {"object": "list", "data": [{"id": "smol", "object": "model"}]}
+
+
+class ModelListingStub(StubServer):
+    """The scripted server with GET /v1/models, as the CLI asks for before a run."""
+
+    def _handler(self):
+        base = super()._handler()
+
+        class Handler(base):
+            def do_GET(self) -> None:  # noqa: N802
+                self._send(200, MODELS)
+
+        return Handler
+
+
+def test_cli_runs_on_an_endpoint_records_it_and_retries_its_failures(db, tiny_causal_dir, capsys):
+    from core import cli
+
+    calls = []
+
+    def answer(body):
+        calls.append(body)
+        return ("status", 400) if len(calls) == 2 else ("ok", "a person asks about a ticket")
+
+    with ModelListingStub(default=answer) as server:
+        assert (
+            cli.main(["--db", db, *served_args(server, tiny_causal_dir, "--error-budget", "0.5")])
+            == 0
+        )
+        out, err = capsys.readouterr()
+        assert out.startswith("experiment 1") and "1 failed" in out
+        assert "retry-failed 1" in err
+        assert cli.main(["--db", db, "retry-failed", "1"]) == 0
+        out, _ = capsys.readouterr()
+        assert "3 examples" in out and "failed" not in out
+        assert cli.main(["--db", db, "show", "1"]) == 0
+        out, _ = capsys.readouterr()
+    assert f"served by {server.base_url} (smol)" in out
+    assert len(calls) == 4
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (("--server", "openai", "--temperature", "0.7", "--top-k", "20"), "top_k=20"),
+        (("--api", "chat", "--no-chat-template"), "turn the chat template on"),
+        (("--concurrency", "0"), "concurrency must be a whole number from 1 to 256"),
+        (("--served-model", "other"), "does not serve 'other'; it serves: smol"),
+    ],
+)
+def test_cli_refuses_a_served_run_it_cannot_do_before_storing_anything(
+    db, tiny_causal_dir, capsys, extra, message
+):
+    from core import cli
+
+    with ModelListingStub() as server:
+        code = cli.main(["--db", db, *served_args(server, tiny_causal_dir, *extra)])
+        _, err = capsys.readouterr()
+        assert code == 1 and err.startswith("error: ") and "Traceback" not in err
+        assert message in err
+        assert not server.requests  # nothing was generated
+    with session_scope(db) as session:
+        assert not queries.list_experiments(session=session)
+
+
+def test_cli_reports_an_endpoint_that_does_not_answer(db, tiny_causal_dir, capsys):
+    from core import cli
+
+    with StubServer() as server:
+        url = server.base_url
+    args = served_args(server, tiny_causal_dir)
+    args[args.index(url)] = url  # the server is gone now
+    assert cli.main(["--db", db, *args]) == 1
+    assert "Cannot reach the endpoint" in capsys.readouterr().err
