@@ -188,14 +188,14 @@ def map_settings(settings: GenerationSettings, endpoint: Endpoint) -> Mapping:
     return Mapping(params, tuple(refused), tuple(approximate))
 
 
-def check_run(
+def problems(
     settings: GenerationSettings,
     endpoint: Endpoint,
     *,
     use_chat_template: bool,
     token_confidence: bool = False,
-) -> Mapping:
-    """The mapping for a run, refusing (with every reason at once) what the endpoint cannot do."""
+) -> tuple[list[str], list[str]]:
+    """(what the endpoint cannot do as asked, what it does differently) for a run."""
     mapping = map_settings(settings, endpoint)
     refused = list(mapping.refused)
     if endpoint.api == "chat" and not use_chat_template:
@@ -208,11 +208,25 @@ def check_run(
             "Per-token confidence needs the model's probabilities, which only the local "
             "backend computes: turn it off for a served run."
         )
+    return refused, list(mapping.approximate)
+
+
+def check_run(
+    settings: GenerationSettings,
+    endpoint: Endpoint,
+    *,
+    use_chat_template: bool,
+    token_confidence: bool = False,
+) -> Mapping:
+    """The mapping for a run, refusing (with every reason at once) what the endpoint cannot do."""
+    refused, _ = problems(
+        settings, endpoint, use_chat_template=use_chat_template, token_confidence=token_confidence
+    )
     if refused:
         raise PromptLabError(
             f"{endpoint.label()} cannot run these settings as asked:\n- " + "\n- ".join(refused)
         )
-    return mapping
+    return map_settings(settings, endpoint)
 
 
 def _whole(name: str, value: object, low: int, high: int) -> None:

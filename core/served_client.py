@@ -53,8 +53,10 @@ class Client:
         *,
         transport: httpx.BaseTransport | None = None,
         wait: Callable[[float], bool] | None = None,
+        system_prompt: str | None = None,
     ) -> None:
         self.endpoint = endpoint
+        self.system_prompt = system_prompt  # chat API: sent as a system message, as rendered
         self.settings = settings
         self.mapping = mapping
         self.stopped = threading.Event()  # set when a run stops: no more retries
@@ -77,7 +79,11 @@ class Client:
     def body(self, prompt: RenderedPrompt) -> dict[str, Any]:
         body: dict[str, Any] = {"model": self.endpoint.model, **self.mapping.params}
         if self.endpoint.api == "chat":
-            body["messages"] = [{"role": "user", "content": prompt.text}]
+            system = [{"role": "system", "content": self.system_prompt}]
+            body["messages"] = [
+                *(system if self.system_prompt else []),
+                {"role": "user", "content": prompt.text},
+            ]
         else:
             body["prompt"] = prompt.sent_text
         return body

@@ -50,7 +50,7 @@ def serve_all(
     prompts, where, done = _render_all(experiment_id, spec, todo, pool, prompter, done, db_url)
     if on_progress:
         on_progress(done, total)
-    client = Client(endpoint, spec.settings, mapping)
+    client = Client(endpoint, spec.settings, mapping, system_prompt=spec.design.system_prompt)
     stopped = False
 
     def stop_now() -> bool:

@@ -10,7 +10,7 @@ from core.experiments import RunSpec
 from core.models import EMBEDDED, ModelRequest
 from storage import queries
 from storage.db import session_scope
-from ui import jobs_panel, widgets
+from ui import jobs_panel, served_inputs, widgets
 from ui.experiment_views import CLEAR, detail, list_filters
 from ui.feedback import shown_errors
 from ui.navigation import through_app
@@ -41,6 +41,7 @@ if (spec_to_fill := st.session_state.pop(FILL, None)) is not None:
     st.session_state[key(PAGE, "label")] = spec_to_fill.label
     st.session_state[key(PAGE, "batch_size")] = spec_to_fill.batch_size or 0
     st.session_state[key(PAGE, "token_confidence")] = spec_to_fill.token_confidence
+    served_inputs.fill(PAGE, spec_to_fill.endpoint)
     st.info("The form is filled in with the experiment's settings: change what you want to test.")
 
 new_run, stored = st.tabs(["New run or sweep", "Stored experiments"])
@@ -67,7 +68,13 @@ with new_run, shown_errors():
         "Starting at", 0, max(len(data.eval) - 1, 0), **kept(PAGE, "offset")
     )
     st.session_state.setdefault(key(PAGE, "model"), EMBEDDED)
-    model_id = top[3].text_input("Model", **kept(PAGE, "model"))
+    model_id = top[3].text_input(
+        "Model",
+        **kept(PAGE, "model"),
+        help="The model loaded here; for a served endpoint, the one whose tokenizer and chat "
+        "template render the prompts (the served model's own, or one that shares them).",
+    )
+    endpoint = served_inputs.backend_inputs(PAGE)
     design_col, settings_col = st.columns(2)
     with design_col:
         st.subheader("Prompt design")
@@ -134,6 +141,7 @@ with new_run, shown_errors():
         settings=settings,
         label=label.strip(),
         model=ModelRequest(model_id.strip() or EMBEDDED),
+        endpoint=endpoint,
     )
     sweep = sweeps.sweep_from_lists(spec, lists, name=label.strip()) if lists else None
     count = len(sweep.expand()) if sweep else 1
@@ -145,7 +153,13 @@ with new_run, shown_errors():
             f"{unscored} of these {examples} examples have no reference: their outputs will be "
             "stored but not scored, and they cannot count towards ROUGE."
         )
-    if st.button("Start", type="primary"):
+    blocked = endpoint is not None and served_inputs.endpoint_problems(
+        settings,
+        endpoint,
+        use_chat_template=design.use_chat_template,
+        token_confidence=spec.token_confidence,
+    )
+    if st.button("Start", type="primary", disabled=blocked):
         job = jobs.start_sweep(sweep) if sweep else jobs.start_run(spec)
         jobs_panel.remember(job)
         st.rerun()

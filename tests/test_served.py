@@ -170,12 +170,18 @@ def test_the_prompt_is_sent_exactly_as_rendered_with_the_mapped_parameters(monke
     assert (out.prompt_tokens, out.new_tokens) == (7, 2)  # as the server counted them
 
 
-def test_the_chat_api_sends_the_designed_text_as_a_user_message():
+def test_the_chat_api_sends_the_designed_text_as_a_user_message_after_any_system_prompt():
     with StubServer() as server:
         out = client_for(server, api="chat").complete(prompt(text="Summarize: bye"))
-    request = server.requests[0]
-    assert request["path"] == "/v1/chat/completions"
-    assert request["body"]["messages"] == [{"role": "user", "content": "Summarize: bye"}]
+        ep = endpoint(server.base_url, api="chat")
+        Client(ep, GREEDY, map_settings(GREEDY, ep), system_prompt="Be brief.").complete(prompt())
+    first, second = (r["body"]["messages"] for r in server.requests)
+    assert server.requests[0]["path"] == "/v1/chat/completions"
+    assert first == [{"role": "user", "content": "Summarize: bye"}]
+    assert second == [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Summarize: hi"},
+    ]
     assert out.text == "a summary"
 
 

@@ -67,7 +67,8 @@ def detail(chosen: Sequence[int], fill_key: str) -> None:
             "per-example": per_example_table(session=session, experiment_ids=ids),
             "wide": wide_table(session=session, experiment_ids=ids),
         }
-    _actions(ids, {r.id: r.status for r in records}, fill_key)
+    failed = {r.id: (r.aggregates or {}).get("n_failed", 0) for r in records}
+    _actions(ids, {r.id: r.status for r in records}, failed, fill_key)
     _downloads(ids, tables)
     per_example = tables["per-example"]
     for record in sorted(records, key=lambda r: ids.index(r.id)):
@@ -77,8 +78,10 @@ def detail(chosen: Sequence[int], fill_key: str) -> None:
             _one(record, per_example[per_example["experiment_id"] == record.id])
 
 
-def _actions(chosen: list[int], statuses: dict[int, str], fill_key: str) -> None:
-    cols = st.columns(5)
+def _actions(
+    chosen: list[int], statuses: dict[int, str], failed: dict[int, int], fill_key: str
+) -> None:
+    cols = st.columns(6)
     if cols[0].button("Open in Compare", type="primary"):
         st.session_state["compare.ids"] = chosen
         st.switch_page("pages/compare.py")
@@ -101,7 +104,16 @@ def _actions(chosen: list[int], statuses: dict[int, str], fill_key: str) -> None
     ):
         jobs_panel.remember(jobs.start_resume(resumable))
         st.rerun()
-    with cols[4].popover("Delete…"):
+    retryable = [i for i in chosen if failed.get(i) and statuses.get(i) != "running"]
+    if cols[4].button(
+        "Retry failed",
+        disabled=not retryable,
+        help="Run the examples that failed (e.g. a served endpoint's errors) again; the others "
+        "stay as they are.",
+    ):
+        jobs_panel.remember(jobs.start_retry(retryable))
+        st.rerun()
+    with cols[5].popover("Delete…"):
         sure = st.checkbox(f"Yes, delete {len(chosen)} experiment(s) and all their results")
         if st.button("Delete for good", disabled=not sure):
             with session_scope() as session:
@@ -125,9 +137,17 @@ def _downloads(chosen: list[int], tables: dict[str, pd.DataFrame]) -> None:
 def _one(record, results: pd.DataFrame) -> None:
     left, right = st.columns(2)
     with left:
+        if record.backend == "served":
+            where = f"served by {record.endpoint}, prompts in {record.model_id}'s format"
+        else:
+            where = f"{record.model_id} on {record.device or '?'} ({record.dtype or '?'})"
+        failed = (record.aggregates or {}).get("n_failed")
+        failures = f" · {failed} failed" if failed else ""
         st.caption(
-            f"{record.dataset_name} · {record.n_done}/{record.n_examples} examples · "
-            f"{record.model_id} on {record.device or '?'} ({record.dtype or '?'})"
+            plain(
+                f"{record.dataset_name} · {record.n_done}/{record.n_examples} examples"
+                f"{failures} · {where}"
+            )
         )
         if record.error:
             st.error(f"Stopped with: {plain(record.error)}")

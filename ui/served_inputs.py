@@ -1,0 +1,144 @@
+"""The backend choice of a run form: the local model, or a served OpenAI-compatible endpoint
+with its settings, and what that endpoint cannot do with the generation settings chosen."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from core import served
+from core.errors import PromptLabError
+from core.served import Endpoint
+from core.settings import GenerationSettings
+from ui.feedback import plain
+from ui.state import kept, key
+
+LOCAL, SERVED = "Local model", "Served endpoint"
+
+
+def backend_inputs(page: str) -> Endpoint | None:
+    """None for the local model; otherwise the endpoint as filled in (errors are raised)."""
+    backend = st.radio(
+        "Generate with",
+        (LOCAL, SERVED),
+        horizontal=True,
+        **kept(page, "backend"),
+        help="A served endpoint (vLLM, TGI, llama.cpp server, Ollama) generates instead of the "
+        "model loaded here; the model field then only supplies the tokenizer and chat template "
+        "that render and fit the prompts.",
+    )
+    if backend == LOCAL:
+        return None
+    st.session_state.setdefault(key(page, "endpoint.url"), "http://localhost:8000/v1")
+    cols = st.columns([3, 2, 1, 2])
+    url = cols[0].text_input("Base URL", **kept(page, "endpoint.url"))
+    model = cols[1].text_input(
+        "Served model name", **kept(page, "endpoint.model"), help="Its 'model' parameter."
+    )
+    api = cols[2].selectbox(
+        "API",
+        served.APIS,
+        **kept(page, "endpoint.api"),
+        help="completions sends the prompt exactly as rendered here; chat sends the designed "
+        "text as a user message and the server applies its own template.",
+    )
+    server = cols[3].selectbox(
+        "Server type",
+        list(served.SERVERS),
+        format_func=served.SERVERS.get,
+        **kept(page, "endpoint.server"),
+    )
+    cols = st.columns([2, 1, 1, 1, 1])
+    key_env = cols[0].text_input(
+        "API key: environment variable",
+        **kept(page, "endpoint.key_env"),
+        placeholder="e.g. VLLM_API_KEY (empty: no key)",
+        help="The NAME of a variable set in the shell that started Prompt Lab. The key itself "
+        "is never asked for here, and never stored.",
+    )
+    defaults = Endpoint("http://x", "x")
+    for name, value in (
+        ("concurrency", defaults.concurrency),
+        ("timeout", defaults.timeout_s),
+        ("retries", defaults.max_retries),
+        ("budget", defaults.error_budget),
+    ):
+        st.session_state.setdefault(key(page, f"endpoint.{name}"), value)
+    concurrency = cols[1].number_input(
+        "Concurrency", 1, 256, **kept(page, "endpoint.concurrency"), help="Requests in flight."
+    )
+    timeout = cols[2].number_input(
+        "Timeout (s)", 0.1, 3600.0, **kept(page, "endpoint.timeout"), help="Per request."
+    )
+    retries = cols[3].number_input(
+        "Retries",
+        0,
+        20,
+        **kept(page, "endpoint.retries"),
+        help="After a 429, a 5xx, a timeout or a dropped connection, with growing waits.",
+    )
+    budget = cols[4].number_input(
+        "Error budget",
+        0.0,
+        1.0,
+        step=0.05,
+        **kept(page, "endpoint.budget"),
+        help="The share of examples that may fail before the run stops. Failed examples are "
+        "stored as failed and can be retried later.",
+    )
+    endpoint = Endpoint(
+        base_url=url.strip(),
+        model=model.strip(),
+        api=api,
+        server=server,
+        api_key_env=key_env.strip(),
+        concurrency=int(concurrency),
+        timeout_s=float(timeout),
+        max_retries=int(retries),
+        error_budget=float(budget),
+    )
+    if st.button("Test connection", help="Asks the server which models it serves."):
+        try:
+            names = served.probe(endpoint)
+        except PromptLabError as exc:
+            st.error(plain(str(exc)))
+        else:
+            listed = ", ".join(names) if names else "it lists no models"
+            st.success(plain(f"{endpoint.base_url} answers; {listed}."))
+    return endpoint
+
+
+def fill(page: str, endpoint: Endpoint | None) -> None:
+    """Pre-fill the backend inputs from a stored spec ("duplicate as new")."""
+    st.session_state[key(page, "backend")] = LOCAL if endpoint is None else SERVED
+    if endpoint is None:
+        return
+    for name, value in (
+        ("url", endpoint.base_url),
+        ("model", endpoint.model),
+        ("api", endpoint.api),
+        ("server", endpoint.server),
+        ("key_env", endpoint.api_key_env),
+        ("concurrency", endpoint.concurrency),
+        ("timeout", endpoint.timeout_s),
+        ("retries", endpoint.max_retries),
+        ("budget", endpoint.error_budget),
+    ):
+        st.session_state[key(page, f"endpoint.{name}")] = value
+
+
+def endpoint_problems(
+    settings: GenerationSettings,
+    endpoint: Endpoint,
+    *,
+    use_chat_template: bool,
+    token_confidence: bool,
+) -> bool:
+    """Show what the endpoint cannot do as asked; True when the run cannot start."""
+    refused, approximate = served.problems(
+        settings, endpoint, use_chat_template=use_chat_template, token_confidence=token_confidence
+    )
+    for note in refused:
+        st.error(plain(note))
+    for note in approximate:
+        st.info(plain(note))
+    return bool(refused)
