@@ -21,7 +21,7 @@ Server = Literal["vllm", "llama.cpp", "openai"]
 APIS: tuple[Api, ...] = ("completions", "chat")
 SERVERS: dict[Server, str] = {
     "vllm": "vLLM (or another server taking top_k, repetition_penalty, min_tokens)",
-    "llama.cpp": "llama.cpp server / llama-cpp-python (top_k, repeat_penalty)",
+    "llama.cpp": "llama.cpp server / llama-cpp-python (top_k, repeat_penalty, min_tokens)",
     "openai": "OpenAI API only (no extra parameters)",
 }
 OPENAI_MAX_STOPS = 4  # the OpenAI API takes at most four stop strings
@@ -160,12 +160,17 @@ def map_settings(settings: GenerationSettings, endpoint: Endpoint) -> Mapping:
             "repetition penalty (its frequency/presence penalties work differently)."
         )
     if settings.min_new_tokens:
-        if server == "vllm":
+        if server in ("vllm", "llama.cpp"):
             params["min_tokens"] = settings.min_new_tokens
+            if server == "llama.cpp":
+                approximate.append(
+                    f"min_new_tokens={settings.min_new_tokens} is sent as min_tokens, which "
+                    "llama-cpp-python's server honours and llama.cpp's own server ignores."
+                )
         else:
             refused.append(
-                f"min_new_tokens={settings.min_new_tokens}: this server type has no minimum "
-                "answer length; set it to 0."
+                f"min_new_tokens={settings.min_new_tokens}: an OpenAI-only endpoint has no "
+                "minimum answer length; set it to 0."
             )
     if settings.num_beams > 1:
         refused.append(

@@ -89,6 +89,11 @@ def test_sampling_settings_go_by_each_servers_own_names():
     assert not vllm.notes()
     llama = map_settings(SAMPLING.with_(repetition_penalty=1.2), endpoint(server="llama.cpp"))
     assert llama.params["repeat_penalty"] == 1.2 and llama.params["top_k"] == 20
+    with_min = map_settings(SAMPLING.with_(min_new_tokens=3), endpoint(server="llama.cpp"))
+    assert (
+        with_min.params["min_tokens"] == 3
+        and "llama.cpp's own server ignores" in with_min.approximate[0]
+    )
     assert not llama.refused
     assert "last 64 tokens" in llama.approximate[0]
     assert map_settings(SAMPLING.with_(top_k=0), endpoint()).params["top_k"] == -1
@@ -105,7 +110,7 @@ def test_what_an_openai_only_endpoint_cannot_do_is_refused_by_name():
 def test_decoding_that_no_server_runs_is_refused_and_every_reason_is_given_at_once():
     settings = GREEDY.with_(num_beams=4, no_repeat_ngram_size=3, min_new_tokens=2)
     with pytest.raises(PromptLabError) as raised:
-        check_run(settings, endpoint(server="llama.cpp"), use_chat_template=True)
+        check_run(settings, endpoint(server="openai"), use_chat_template=True)
     message = str(raised.value)
     for name in ("num_beams=4", "no_repeat_ngram_size=3", "min_new_tokens=2"):
         assert name in message
