@@ -2,22 +2,24 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
 import socket
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import String, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core.data import Dataset, Example
 from core.errors import PromptLabError
 from storage.schema import (
+    Base,
     DatasetRecord,
     ExampleRecord,
     ExperimentRecord,
@@ -29,6 +31,12 @@ from storage.schema import (
 
 STALE_AFTER = timedelta(minutes=10)  # a run on another host that stopped beating is dead
 ROUGE_COLUMNS = ("rouge1", "rouge2", "rougeL", "rougeLsum")
+NAMES_SHOWN = {  # of columns whose own name would not say what they hold
+    ("datasets", "name"): "dataset name",
+    ("examples", "key"): "example id",
+    ("studies", "name"): "study name",
+    ("results", "example_key"): "example id",
+}
 
 
 # Datasets ------------------------------------------------------------------------------------
@@ -54,6 +62,8 @@ def save_dataset(*, session: Session, dataset: Dataset, replace: bool = False) -
             for i, ex in enumerate(dataset.examples)
         ],
     )
+    for checked in (record, *record.examples):
+        _refuse_too_long(type(checked), vars(checked))
     session.add(record)
     session.flush()
     return record.id
@@ -120,6 +130,8 @@ def delete_dataset(*, session: Session, name: str) -> None:
 def add_example(*, session: Session, dataset_name: str, example: Example, source: str = "") -> None:
     """Append one example to a dataset, creating the dataset if needed; a key already there is
     kept as it is (keys of typed inputs are content hashes, so it is the same example)."""
+    _refuse_too_long(DatasetRecord, {"name": dataset_name})
+    _refuse_too_long(ExampleRecord, {"key": example.id, "split": example.split})
     dataset = session.scalar(select(DatasetRecord).where(DatasetRecord.name == dataset_name))
     if dataset is None:
         try:
@@ -184,6 +196,7 @@ def design_id(*, session: Session, design: dict[str, Any]) -> int:
 def create_study(
     *, session: Session, name: str, base_spec: dict[str, Any], variations: dict[str, Any]
 ) -> int:
+    _refuse_too_long(StudyRecord, {"name": name})
     record = StudyRecord(name=name, base_spec=base_spec, variations=variations)
     session.add(record)
     session.flush()
@@ -194,6 +207,7 @@ def create_study(
 
 
 def create_experiment(*, session: Session, **fields: Any) -> int:
+    _refuse_too_long(ExperimentRecord, fields)
     record = ExperimentRecord(**fields)
     session.add(record)
     session.flush()
@@ -208,6 +222,7 @@ def get_experiment(*, session: Session, experiment_id: int) -> ExperimentRecord:
 
 
 def update_experiment(*, session: Session, experiment_id: int, **fields: Any) -> None:
+    _refuse_too_long(ExperimentRecord, fields)
     session.execute(
         update(ExperimentRecord).where(ExperimentRecord.id == experiment_id).values(**fields)
     )
@@ -263,7 +278,10 @@ def _process_alive(pid: int) -> bool:
 
 def add_results(*, session: Session, experiment_id: int, results: Iterable[dict[str, Any]]) -> int:
     """Store a batch of results and the experiment's progress; the caller commits."""
-    records = [ResultRecord(experiment_id=experiment_id, **fields) for fields in results]
+    records = []
+    for fields in results:
+        _refuse_too_long(ResultRecord, fields)
+        records.append(ResultRecord(experiment_id=experiment_id, **fields))
     session.add_all(records)
     session.flush()
     done = session.scalar(
@@ -364,3 +382,29 @@ def list_experiments(
     if ids is not None:
         query = query.where(ExperimentRecord.id.in_(ids))
     return list(session.scalars(query))
+
+
+# Checks ----------------------------------------------------------------------------------------
+
+
+def _refuse_too_long(kind: type[Base], values: Mapping[str, Any]) -> None:
+    """Text longer than its column is refused on every database alike: PostgreSQL would fail
+    with a traceback where SQLite keeps it whole, and such a store could not move to PostgreSQL."""
+    for name, limit in _limits(kind).items():
+        value = values.get(name)
+        if isinstance(value, str) and len(value) > limit:
+            shown = value if len(value) <= 40 else value[:37] + "…"
+            what = NAMES_SHOWN.get((kind.__tablename__, name), name.replace("_", " "))
+            raise PromptLabError(
+                f"The {what} '{shown}' is {len(value)} characters long; at most {limit} fit "
+                "in the store."
+            )
+
+
+@functools.cache
+def _limits(kind: type[Base]) -> dict[str, int]:
+    return {
+        column.name: column.type.length
+        for column in kind.__table__.columns
+        if isinstance(column.type, String) and column.type.length
+    }

@@ -1,4 +1,5 @@
-"""Shared fixtures: tiny real models built from configs, and the embedded SmolLM2."""
+"""Shared fixtures: tiny real models built from configs, the embedded SmolLM2, and a store of
+each test's own (SQLite, and PostgreSQL too in modules marked both_databases)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import os
 # Nothing in the tests may reach a hub; set before transformers reads its settings.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from collections.abc import Iterator  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
@@ -20,6 +22,10 @@ from transformers import (  # noqa: E402
     T5Config,
     T5ForConditionalGeneration,
 )
+
+from tests import postgres  # noqa: E402
+
+DATABASES = ("sqlite", "postgresql")  # the `db` params of tests marked both_databases
 
 WORDS = (
     "the a person one two asks tells about summary dialogue what was going on ? . , : "
@@ -119,7 +125,29 @@ def embedded():
     return load_model(ModelRequest(device="cpu"))
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Tests marked both_databases that use `db` run once per database, named in the test id."""
+    if "db" in metafunc.fixturenames and metafunc.definition.get_closest_marker("both_databases"):
+        metafunc.parametrize("db", DATABASES, indirect=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[postgres.PostgresServer]:
+    """A PostgreSQL server of the test session's own, on 127.0.0.1 and a free port."""
+    problem = postgres.missing()
+    if problem:
+        pytest.fail(problem, pytrace=False)  # never a skip: PostgreSQL would go untested
+    with postgres.running_server() as server:
+        yield server
+
+
 @pytest.fixture
-def db(tmp_path: Path) -> str:
-    """A real SQLite file of the test's own (migrated on first use)."""
-    return f"sqlite:///{tmp_path}/store.sqlite"
+def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The URL of a store of the test's own, migrated on first use: a real SQLite file, or (the
+    [postgresql] param of a both_databases test) an empty database on the test server."""
+    if getattr(request, "param", "sqlite") == "sqlite":
+        yield f"sqlite:///{tmp_path}/store.sqlite"
+        return
+    server: postgres.PostgresServer = request.getfixturevalue("postgres_server")
+    with server.database() as url:
+        yield url

@@ -2,10 +2,14 @@
 
 from datetime import UTC, date, datetime, timedelta
 
+import pytest
+
 from core import catalog, playground
 from storage import queries
 from storage.db import session_scope
 from tests.test_compare import store_experiment, store_study
+
+pytestmark = pytest.mark.both_databases
 
 
 def found(db, **filters):

@@ -1,5 +1,6 @@
 """Comparing experiments: differing settings, ROUGE tables and curves, word diffs, and the
-per-example view, on experiments stored in a temporary SQLite file without a model."""
+per-example view, on experiments stored without a model in a temporary SQLite file and, again,
+in a temporary PostgreSQL database."""
 
 from __future__ import annotations
 
@@ -18,14 +19,15 @@ from core.settings import GenerationSettings
 from storage import queries
 from storage.db import session_scope
 
+pytestmark = pytest.mark.both_databases
+
 HOSTILE = "<script>alert(1)</script> **bold** $x$ & done"
 
 
 @pytest.fixture
-def db_url(tmp_path, monkeypatch) -> str:
-    url = f"sqlite:///{tmp_path / 'compare.sqlite'}"
-    monkeypatch.setenv("PROMPT_LAB_DB", url)
-    return url
+def db_url(db, monkeypatch) -> str:
+    monkeypatch.setenv("PROMPT_LAB_DB", db)
+    return db
 
 
 def store_experiment(

@@ -18,6 +18,8 @@ from storage import queries
 from storage.db import get_engine, session_scope
 from storage.schema import utcnow
 
+pytestmark = pytest.mark.both_databases
+
 ROUGE = ("rouge1", "rouge2", "rougeL", "rougeLsum")
 TRICKY = 'Line one, with a comma\nline "two"\r\nline three\rafter a lone CR — naïve 日本語 🙂'
 

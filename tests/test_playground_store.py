@@ -15,6 +15,8 @@ from core.streaming import TokenStream
 from storage import queries
 from storage.db import session_scope
 
+pytestmark = pytest.mark.both_databases
+
 
 def stream_and_store(spec, example, db):
     loaded = get_model(spec.model)

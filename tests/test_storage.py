@@ -1,19 +1,48 @@
-"""The store: migrations at start, SQLite settings, datasets, stale runs and deletion."""
+"""The store: migrations at start (and processes starting at once), SQLite settings, PostgreSQL
+URLs and their errors, datasets, stale runs and deletion."""
 
 import os
 import socket
-from datetime import timedelta
+import subprocess
+import sys
+import threading
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from alembic import command
-from sqlalchemy import inspect, text
+from sqlalchemy import create_engine, inspect, text
 
 from core.data import Dataset, Example, load_builtin
 from core.errors import PromptLabError
 from storage import queries
-from storage.db import alembic_config, dispose_all, get_engine, session_scope
+from storage.db import (
+    MIGRATION_LOCK_KEY,
+    alembic_config,
+    dispose_all,
+    get_engine,
+    parse_database_url,
+    session_scope,
+)
 from storage.schema import utcnow
 from tests.test_compare import store_experiment
+
+pytestmark = pytest.mark.both_databases
+
+
+ROOT = Path(__file__).resolve().parent.parent
+# Each process imports first, says it is ready, and migrates once all of them are: at once.
+MIGRATE_WHEN_ALL_READY = """
+import os, sys, time
+from pathlib import Path
+from storage.db import get_engine
+url, ready, n = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])
+(ready / str(os.getpid())).touch()
+deadline = time.monotonic() + 60
+while len(list(ready.iterdir())) < n and time.monotonic() < deadline:
+    time.sleep(0.005)
+get_engine(url)
+"""
 
 
 def test_first_use_creates_the_schema_through_migrations(db):
@@ -22,9 +51,41 @@ def test_first_use_creates_the_schema_through_migrations(db):
     assert {"datasets", "examples", "experiments", "results", "studies", "prompt_designs"} <= tables
     with engine.connect() as conn:
         assert conn.execute(text("select version_num from alembic_version")).scalar() == "0003"
+
+
+def test_each_database_param_opens_that_kind_of_database(db, request):
+    engine = get_engine(db)
+    assert engine.dialect.name == request.node.callspec.params["db"]
+    if engine.dialect.name == "postgresql":
+        assert engine.dialect.driver == "psycopg"
+        with engine.connect() as conn:
+            assert conn.execute(text("select version()")).scalar().startswith("PostgreSQL")
+
+
+def test_sqlite_files_get_wal_a_busy_timeout_and_foreign_keys(tmp_path):
+    engine = get_engine(f"sqlite:///{tmp_path}/store.sqlite")
+    with engine.connect() as conn:
         assert conn.execute(text("pragma journal_mode")).scalar() == "wal"
         assert conn.execute(text("pragma busy_timeout")).scalar() == 5000
         assert conn.execute(text("pragma foreign_keys")).scalar() == 1
+
+
+def test_processes_starting_at_once_on_a_new_store_take_turns_migrating(db, tmp_path):
+    ready, n = tmp_path / "ready", 4
+    ready.mkdir()
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", MIGRATE_WHEN_ALL_READY, db, str(ready), str(n)],
+            cwd=ROOT,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(n)
+    ]
+    errors = [process.communicate(timeout=120)[1] for process in processes]
+    assert [process.returncode for process in processes] == [0] * n, "\n".join(errors)
+    with get_engine(db).connect() as conn:
+        assert conn.execute(text("select version_num from alembic_version")).all() == [("0003",)]
 
 
 def test_dataset_round_trip_keeps_order_splits_and_references(db):
@@ -86,6 +147,33 @@ def test_runs_whose_process_died_are_marked_interrupted(db):
     }
 
 
+def test_times_come_back_as_the_moment_stored_in_utc(db):
+    moment = datetime(2026, 3, 1, 23, 30, tzinfo=UTC)  # the next day in many zones
+    with session_scope(db) as session:
+        experiment_id = _experiment(session, created_at=moment)
+    with session_scope(db) as session:
+        (stored,) = queries.list_experiments(session=session, ids=[experiment_id])
+    # SQLite gives them back without a zone, PostgreSQL in UTC: the same wall-clock time.
+    assert stored.created_at.utcoffset() in (None, timedelta(0))
+    assert stored.created_at.replace(tzinfo=None) == datetime(2026, 3, 1, 23, 30)
+
+
+def test_text_longer_than_its_column_is_refused_alike_on_every_database(db):
+    with pytest.raises(PromptLabError, match="label 'xxx.*' is 301 characters long; at most 300"):
+        with session_scope(db) as session:
+            _experiment(session, label="x" * 301)
+    long_key = Dataset("mine", (Example("k" * 201, "a", "b"),))
+    with pytest.raises(PromptLabError, match="example id 'kkk.*' is 201 characters long"):
+        with session_scope(db) as session:
+            queries.save_dataset(session=session, dataset=long_key)
+    with session_scope(db) as session:  # what fits is kept whole
+        experiment_id = _experiment(session, label="x" * 300)
+    with session_scope(db) as session:
+        assert (
+            queries.get_experiment(session=session, experiment_id=experiment_id).label == "x" * 300
+        )
+
+
 def test_deleting_experiments_removes_their_results(db):
     with session_scope(db) as session:
         keep, drop = _experiment(session), _experiment(session)
@@ -122,11 +210,13 @@ def test_a_result_is_stored_once_per_example(db):
     [
         ("not a url", "is not a database URL"),
         ("sqlite:////no/such/folder/x.sqlite", "folder for the database does not exist"),
+        ("postgresql://ann:pw-secret@host:port/lab", "'postgresql://ann:***@host:port/lab' is not"),
     ],
 )
 def test_bad_database_urls_get_a_message(url, message):
-    with pytest.raises(PromptLabError, match=message):
+    with pytest.raises(PromptLabError) as caught:
         get_engine(url)
+    assert message in str(caught.value) and "pw-secret" not in str(caught.value)
 
 
 def test_a_design_stored_meanwhile_by_another_process_is_reused(db):
@@ -202,3 +292,54 @@ def test_forgetting_failed_results_keeps_the_others_and_recounts_progress(db):
         results = queries.results_of(session=session, experiment_id=experiment_id)
         assert [r.rougeL for r in results] == [0.5, 0.4, 0.3]
         assert experiment.n_done == 3
+
+
+# PostgreSQL ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("scheme", ["postgresql", "postgres"], ids=lambda s: f"{s}://")
+def test_a_postgresql_url_without_a_driver_is_opened_with_psycopg(postgres_server, scheme):
+    assert parse_database_url(f"{scheme}://u@h/d").drivername == "postgresql+psycopg"
+    with postgres_server.database() as url:
+        plain = url.replace("postgresql+psycopg://", f"{scheme}://")
+        assert get_engine(plain).dialect.driver == "psycopg"
+
+
+def test_migrating_waits_for_the_postgresql_migration_lock(postgres_server):
+    with postgres_server.database() as url:
+        holder = create_engine(url)
+        with holder.connect() as conn:  # as if another process were migrating
+            conn.execute(text("select pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+            opening = threading.Thread(target=get_engine, args=(url,))
+            opening.start()
+            opening.join(timeout=1.0)
+            assert opening.is_alive(), "migrated without waiting for the lock"
+            conn.execute(text("select pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK_KEY})
+        holder.dispose()
+        opening.join(timeout=30)
+        assert not opening.is_alive()
+        with get_engine(url).connect() as conn:
+            assert conn.execute(text("select version_num from alembic_version")).scalar() == "0003"
+
+
+def test_a_closed_postgresql_port_gets_a_message_naming_the_server_but_not_the_password():
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with pytest.raises(PromptLabError) as caught:
+        get_engine(f"postgresql://ann:pw-secret@127.0.0.1:{port}/lab")
+    message = str(caught.value)
+    assert f"'postgresql://ann:***@127.0.0.1:{port}/lab'" in message
+    assert f"(database 'lab' on 127.0.0.1, port {port})" in message
+    assert "Connection refused" in message and "Is the server running" in message
+    assert "pw-secret" not in message
+
+
+def test_a_missing_postgresql_database_gets_a_message_saying_to_create_it(postgres_server):
+    url = postgres_server.url("no_such_db").replace("postgres@", "postgres:pw-secret@")
+    with pytest.raises(PromptLabError) as caught:
+        get_engine(url)
+    message = str(caught.value)
+    assert 'database "no_such_db" does not exist' in message
+    assert f"createdb -h 127.0.0.1 -p {postgres_server.port} no_such_db" in message
+    assert "pw-secret" not in message

@@ -12,9 +12,9 @@ target_metadata = Base.metadata
 def run_migrations_online() -> None:
     connection = config.attributes.get("connection")
     if connection is None:  # the alembic command line, for writing new migrations
-        from storage.db import database_url
+        from storage.db import database_url, parse_database_url
 
-        with create_engine(database_url()).connect() as connection:
+        with create_engine(parse_database_url(database_url())).connect() as connection:
             _run(connection)
             connection.commit()
     else:
