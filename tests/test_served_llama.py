@@ -1,0 +1,179 @@
+"""The served backend against a real engine: llama-cpp-python's OpenAI-compatible server
+serving the same SmolLM2 GGUF on a loopback port (tests/llama_server.py), with an API key.
+Greedy outputs are compared with the local backend's on the same prompts; what differs is
+printed, because the two run different kernels (llama.cpp's Q4_1 dot products against
+transformers' dequantised float32 weights)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+
+import pytest
+import torch
+
+from core import experiments
+from core.confidence import encode_answer
+from core.errors import PromptLabError
+from core.experiments import RunSpec
+from core.inspector import encode_prompt, forward_logits
+from core.prompts import PRESETS, RenderedPrompt
+from core.served import Endpoint, probe
+from core.served_client import BudgetExceeded
+from core.settings import GenerationSettings
+from storage import queries
+from storage.db import session_scope
+from tests.llama_server import SERVED_NAME, llama_server
+from tests.served_stub import StubServer
+
+pytestmark = pytest.mark.slow
+KEY_ENV = "PROMPT_LAB_TEST_LLAMA_KEY"
+KEY = "llama-test-key-7d41"
+
+
+@pytest.fixture(scope="module")
+def server():
+    os.environ[KEY_ENV] = KEY
+    try:
+        with llama_server(api_key=KEY) as base_url:
+            yield base_url
+    finally:
+        os.environ.pop(KEY_ENV, None)
+
+
+def endpoint(base_url: str, **changes) -> Endpoint:
+    values = dict(
+        base_url=base_url, model=SERVED_NAME, server="llama.cpp", api_key_env=KEY_ENV,
+        concurrency=4, backoff_s=0.05,
+    )  # fmt: skip
+    return Endpoint(**(values | changes))
+
+
+SPEC = RunSpec(
+    design=PRESETS["instruction"],
+    settings=GenerationSettings(max_new_tokens=48),
+    limit=8,
+)
+
+
+def results(db, experiment_id):
+    with session_scope(db) as session:
+        record = queries.get_experiment(session=session, experiment_id=experiment_id)
+        return record, queries.results_of(session=session, experiment_id=experiment_id)
+
+
+def common_prefix_words(a: str, b: str) -> int:
+    n = 0
+    for x, y in zip(a.split(), b.split(), strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+def where_they_part(loaded, prompt_text: str, served_output: str) -> tuple[int, int, float] | None:
+    """Teacher-force the served answer through the local model: the first step whose served
+    token is not the local model's top choice, that token's rank there, and the local
+    probability gap between the top choice and it; None if the local model agrees throughout."""
+    prompt = RenderedPrompt(None, "", prompt_text, (), (), add_special_tokens=False)
+    ids = encode_answer(loaded, served_output)
+    logits = forward_logits(loaded, encode_prompt(loaded, prompt), ids[:-1], keep=len(ids))
+    probs = torch.softmax(logits, dim=-1)
+    for step, token in enumerate(ids):
+        ranked = torch.argsort(probs[step], descending=True).tolist()
+        if ranked[0] != token:
+            gap = float(probs[step, ranked[0]] - probs[step, token])
+            return step, ranked.index(token) + 1, gap
+    return None
+
+
+def test_greedy_outputs_through_the_server_against_the_local_backend(db, server, embedded):
+    served_id = experiments.run(replace(SPEC, endpoint=endpoint(server)), db_url=db)
+    local_id = experiments.run(SPEC, db_url=db)
+    served, served_results = results(db, served_id)
+    local, local_results = results(db, local_id)
+    assert (served.status, served.backend, local.backend) == ("completed", "served", "local")
+    assert served.endpoint == f"{server} ({SERVED_NAME})"
+    # The same prompts went out, and the server counted the same tokens in each: the chat
+    # template was applied once, and no second BOS was added.
+    assert [r.prompt for r in served_results] == [r.prompt for r in local_results]
+    assert [r.prompt_tokens for r in served_results] == [r.prompt_tokens for r in local_results]
+    exact = sum(
+        s.output == loc.output for s, loc in zip(served_results, local_results, strict=True)
+    )
+    prefixes = [
+        common_prefix_words(s.output, loc.output)
+        for s, loc in zip(served_results, local_results, strict=True)
+    ]
+    print(
+        f"\nserved vs local, greedy, {len(local_results)} dialogues: {exact} identical; "
+        f"words in common before the first difference: {prefixes}; "
+        f"ROUGE-L served {served.aggregates['rougeL']['mean']:.3f}, "
+        f"local {local.aggregates['rougeL']['mean']:.3f}"
+    )
+    for s, loc in zip(served_results, local_results, strict=True):
+        assert s.output.strip() and s.finish_reason in ("eos", "length")
+        assert s.new_tokens > 0 and s.latency_s > 0 and s.attempts == 1
+        # Different kernels may part ways later on, but both read the same prompt the same way.
+        assert s.output.split()[:1] == loc.output.split()[:1]
+    # Where they part, the server took a token the local model also ranks near the top, by a
+    # small margin: a near-tie that kernels of different precision break differently, not a
+    # prompt or setting sent wrongly.
+    partings = [where_they_part(embedded, r.prompt, r.output) for r in served_results]
+    print(f"first step the local model would not take, (step, rank, probability gap): {partings}")
+    for parting in filter(None, partings):
+        step, rank, gap = parting
+        assert rank <= 3 and gap < 0.1, parting
+    again = experiments.rerun(served_id, db_url=db)
+    assert [r.output for r in results(db, again)[1]] == [r.output for r in served_results]
+
+
+def test_a_flaky_proxy_before_the_real_server_costs_retries_not_answers(db, server, embedded):
+    direct = experiments.run(replace(SPEC, limit=4, endpoint=endpoint(server)), db_url=db)
+    script = [("status", 503), ("drop",), ("status", 429, "0.1")]
+    with StubServer(script, default=("forward",), upstream=server.removesuffix("/v1")) as proxy:
+        spec = replace(SPEC, limit=4, endpoint=endpoint(proxy.base_url, concurrency=2))
+        flaky = experiments.run(spec, db_url=db)
+    record, flaky_results = results(db, flaky)
+    assert record.status == "completed" and record.aggregates["n_failed"] == 0
+    assert sum(r.attempts for r in flaky_results) == 4 + 3  # three scripted failures retried
+    assert [r.output for r in flaky_results] == [r.output for r in results(db, direct)[1]]
+
+
+def test_a_missing_key_is_refused_by_the_server_and_explained(db, server, embedded):
+    keyless = endpoint(server, api_key_env="")
+    with pytest.raises(PromptLabError, match="wants an API key"):
+        probe(keyless)
+    with pytest.raises(BudgetExceeded, match="HTTP 401"):
+        experiments.run(replace(SPEC, limit=2, endpoint=keyless), db_url=db)
+    record, stored = results(db, 1)
+    assert record.status == "failed" and all(r.finish_reason == "error" for r in stored)
+    assert probe(endpoint(server)) == [SERVED_NAME]
+
+
+def test_the_chat_api_gets_the_answers_the_completions_api_gets(db, server, embedded):
+    chat = experiments.run(replace(SPEC, limit=4, endpoint=endpoint(server, api="chat")), db_url=db)
+    text = experiments.run(replace(SPEC, limit=4, endpoint=endpoint(server)), db_url=db)
+    chat_outputs = [r.output for r in results(db, chat)[1]]
+    text_outputs = [r.output for r in results(db, text)[1]]
+    print(f"\nchat vs completions: {sum(map(str.__eq__, chat_outputs, text_outputs))}/4 equal")
+    assert all(o.strip() for o in chat_outputs)
+    # The server's own template is the GGUF's, the one used here: the same prompt tokens.
+    assert [r.prompt_tokens for r in results(db, chat)[1]] == [
+        r.prompt_tokens for r in results(db, text)[1]
+    ]
+
+
+def test_seeded_sampling_through_the_server_repeats_and_the_seed_matters(db, server, embedded):
+    sampled = replace(
+        SPEC,
+        limit=3,
+        settings=GenerationSettings(max_new_tokens=32, do_sample=True, temperature=1.2, seed=7),
+        endpoint=endpoint(server, concurrency=1),
+    )
+    first = experiments.run(sampled, db_url=db)
+    second = experiments.run(sampled, db_url=db)
+    other = experiments.run(replace(sampled, settings=sampled.settings.with_(seed=8)), db_url=db)
+    outputs = [[r.output for r in results(db, i)[1]] for i in (first, second, other)]
+    assert outputs[0] == outputs[1]
+    assert outputs[0] != outputs[2]
