@@ -6,6 +6,10 @@ on a loopback port, and through transformers in this process.
 
 Prints examples/s and new tokens/s for each, their ratio to the local backend, and how many
 greedy outputs are identical to the local ones. Needs `make llama-server` (make bench runs it).
+
+llama-cpp-python's server answers one request at a time, so concurrency cannot pay there. A
+second table shows what it does against a server with room for many requests: a loopback server
+that answers each request after a fixed delay (--delay), as a busy remote GPU server would.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from core.settings import GenerationSettings
 from storage import queries
 from storage.db import session_scope
 from tests.llama_server import SERVED_NAME, llama_server
+from tests.served_stub import StubServer
 
 
 def timed_run(spec: RunSpec, db: str) -> tuple[float, list]:
@@ -41,6 +46,8 @@ def main() -> None:
     parser.add_argument("--examples", type=int, default=64)
     parser.add_argument("--max-new-tokens", type=int, default=64)
     parser.add_argument("--concurrency", default="1,4,8")
+    parser.add_argument("--delay", type=float, default=0.25, help="seconds, for the second table")
+    parser.add_argument("--delay-only", action="store_true", help="only the second table")
     args = parser.parse_args()
     levels = [int(c) for c in args.concurrency.split(",")]
     spec = RunSpec(
@@ -50,8 +57,34 @@ def main() -> None:
         limit=args.examples,
     )
     db = f"sqlite:///{tempfile.mkdtemp(prefix='bench-served-')}/bench.sqlite"
-    models.get_model(spec.model)  # loading is not what is measured
     models.prompt_tokenizer(spec.model)
+    if not args.delay_only:
+        engines(spec, levels, db, args.max_new_tokens)
+    delayed(spec, levels, db, args.delay)
+
+
+def delayed(spec: RunSpec, levels: list[int], db: str, delay: float) -> None:
+    answer = ("sleep", delay, ("ok", "A person asks another about a ticket."))
+    rows = []
+    with StubServer(default=answer) as server:
+        timed_run(replace(spec, limit=2, endpoint=Endpoint(server.base_url, "stub")), db)  # warm
+        server.max_in_flight = 0
+        for level in levels:
+            endpoint = Endpoint(server.base_url, "stub", concurrency=level)
+            seconds, results = timed_run(replace(spec, endpoint=endpoint), db)
+            rows.append((level, seconds, len(results), server.max_in_flight))
+            server.max_in_flight = 0
+    print(f"\n{rows[0][2]} requests to a loopback server answering each after {delay} s")
+    print(f"{'concurrency':<14}{'seconds':>9}{'examples/s':>12}{'vs C=1':>9}{'most in flight':>16}")
+    base = rows[0][2] / rows[0][1]
+    for level, seconds, n, most in rows:
+        print(
+            f"{level:<14}{seconds:9.1f}{n / seconds:12.2f}{(n / seconds) / base:8.2f}x{most:>16d}"
+        )
+
+
+def engines(spec: RunSpec, levels: list[int], db: str, max_new_tokens: int) -> None:
+    models.get_model(spec.model)  # loading is not what is measured
     rows = []
     with llama_server() as base_url:
         served = Endpoint(base_url, SERVED_NAME, server="llama.cpp")
@@ -67,7 +100,7 @@ def main() -> None:
 
     n = len(local)
     local_rate = n / seconds
-    print(f"\n{n} dialogues, greedy, max_new_tokens {args.max_new_tokens}, SmolLM2-135M")
+    print(f"\n{n} dialogues, greedy, max_new_tokens {max_new_tokens}, SmolLM2-135M")
     print(f"{'backend':<24}{'seconds':>9}{'examples/s':>12}{'new tok/s':>11}{'vs local':>10}"
           f"{'same as local':>15}")  # fmt: skip
     for name, secs, results in rows:

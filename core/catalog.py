@@ -21,6 +21,7 @@ SHOWN = [
     "study_id",
     "dataset",
     "model_id",
+    "backend",
     "shots",
     "do_sample",
     "temperature",

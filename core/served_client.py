@@ -194,19 +194,21 @@ def run_concurrently(
         submit()
         while pending:
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            finished: list[tuple[int, Output | Failure]] = []
             for future in done:
                 i = pending.pop(future)
                 try:
-                    yield i, future.result()
+                    finished.append((i, future.result()))
                 except RequestFailed as exc:
                     failures += 1
                     last_error = str(exc)
-                    yield i, Failure(prompts[i].example_id, str(exc), exc.attempts)
+                    finished.append((i, Failure(prompts[i].example_id, str(exc), exc.attempts)))
             stopping = failures > error_budget or (should_stop is not None and should_stop())
             if stopping:
                 client.stopped.set()
             else:
-                submit()
+                submit()  # before the caller stores these: the server is never left idle
+            yield from finished
     if failures > error_budget:
         raise BudgetExceeded(
             f"{failures} request(s) failed, more than the error budget of {error_budget}; "
