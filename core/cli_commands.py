@@ -289,27 +289,22 @@ def rerun(args: Namespace) -> int:
 
 def resume(args: Namespace) -> int:
     """Finish each experiment in turn, in the order given."""
-    watch = Watch(args)
-
-    def work() -> None:
-        for number, experiment_id in enumerate(args.ids):
-            watch.start(experiment_id)
-            watch.queue = args.ids[number + 1 :]
-            experiments.resume(experiment_id, db_url=args.db_url, on_progress=watch.progress)
-            watch.finish()
-
-    return watch.guard(work)
+    return _each(args, experiments.resume)
 
 
 def retry_failed(args: Namespace) -> int:
     """Run each experiment's failed examples again, in the order given."""
+    return _each(args, experiments.retry_failed)
+
+
+def _each(args: Namespace, action: Callable[..., str]) -> int:
     watch = Watch(args)
 
     def work() -> None:
         for number, experiment_id in enumerate(args.ids):
             watch.start(experiment_id)
             watch.queue = args.ids[number + 1 :]
-            experiments.retry_failed(experiment_id, db_url=args.db_url, on_progress=watch.progress)
+            action(experiment_id, db_url=args.db_url, on_progress=watch.progress)
             watch.finish()
 
     return watch.guard(work)

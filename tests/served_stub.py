@@ -27,10 +27,12 @@ class StubServer:
         *,
         default: tuple | Callable[[dict[str, Any]], tuple] = ("ok", "a summary"),
         upstream: str | None = None,
+        models: list[str] | None = None,
     ) -> None:
         self.script = list(script or [])
         self.default = default
         self.upstream = upstream  # base URL to forward to, e.g. http://127.0.0.1:8000
+        self.models = models  # what GET /v1/models lists; None: no such route (404)
         self.requests: list[dict[str, Any]] = []  # {"path", "body", "headers"}
         self.in_flight = 0
         self.max_in_flight = 0
@@ -65,6 +67,12 @@ class StubServer:
 
             def log_message(self, *args: object) -> None:  # quiet
                 pass
+
+            def do_GET(self) -> None:  # noqa: N802 - http.server's name
+                if self.path == "/v1/models" and stub.models is not None:
+                    listing = [{"id": name, "object": "model"} for name in stub.models]
+                    return self._send(200, {"object": "list", "data": listing})
+                return self._send(404, {"error": {"message": "no such route"}})
 
             def do_POST(self) -> None:  # noqa: N802 - http.server's name
                 raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))

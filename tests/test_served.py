@@ -416,22 +416,6 @@ def served_args(server: StubServer, model_dir, *extra: str) -> list[str]:
     ]
 
 
-MODELS = {"object": "list", "data": [{"id": "smol", "object": "model"}]}
-
-
-class ModelListingStub(StubServer):
-    """The scripted server with GET /v1/models, as the CLI asks for before a run."""
-
-    def _handler(self):
-        base = super()._handler()
-
-        class Handler(base):
-            def do_GET(self) -> None:  # noqa: N802
-                self._send(200, MODELS)
-
-        return Handler
-
-
 def test_cli_runs_on_an_endpoint_records_it_and_retries_its_failures(db, tiny_causal_dir, capsys):
     from core import cli
 
@@ -441,7 +425,7 @@ def test_cli_runs_on_an_endpoint_records_it_and_retries_its_failures(db, tiny_ca
         calls.append(body)
         return ("status", 400) if len(calls) == 2 else ("ok", "a person asks about a ticket")
 
-    with ModelListingStub(default=answer) as server:
+    with StubServer(default=answer, models=["smol"]) as server:
         assert (
             cli.main(["--db", db, *served_args(server, tiny_causal_dir, "--error-budget", "0.5")])
             == 0
@@ -472,7 +456,7 @@ def test_cli_refuses_a_served_run_it_cannot_do_before_storing_anything(
 ):
     from core import cli
 
-    with ModelListingStub() as server:
+    with StubServer(models=["smol"]) as server:
         code = cli.main(["--db", db, *served_args(server, tiny_causal_dir, *extra)])
         _, err = capsys.readouterr()
         assert code == 1 and err.startswith("error: ") and "Traceback" not in err
@@ -496,7 +480,7 @@ def test_cli_reports_an_endpoint_that_does_not_answer(db, tiny_causal_dir, capsy
 def test_cli_sweeps_on_an_endpoint_as_one_study_of_served_experiments(db, tiny_causal_dir, capsys):
     from core import cli
 
-    with ModelListingStub() as server:
+    with StubServer(models=["smol"]) as server:
         args = served_args(server, tiny_causal_dir, "--shots", "0,1", "--concurrency", "2")
         assert cli.main(["--db", db, *args]) == 0
     capsys.readouterr()

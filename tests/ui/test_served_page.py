@@ -4,7 +4,6 @@ retried from the page. The endpoint is the scripted loopback server of tests/ser
 (failures on demand); the same paths against a real llama.cpp server are in
 tests/test_served_llama.py."""
 
-import time
 from pathlib import Path
 
 import pytest
@@ -14,8 +13,8 @@ from core import jobs
 from storage import queries
 from storage.db import session_scope
 from tests.served_stub import StubServer
-from tests.test_served import ModelListingStub
 from tests.ui.shown import unescaped
+from tests.ui.test_experiments_page import button, wait_for_jobs
 
 pytestmark = pytest.mark.slow  # the page renders prompts with SmolLM2's tokenizer
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
@@ -36,17 +35,6 @@ def app(db):
     wait_for_jobs()
 
 
-def wait_for_jobs(timeout: float = 120) -> None:
-    end = time.monotonic() + timeout
-    while jobs.active():
-        assert time.monotonic() < end, "a background run did not finish"
-        time.sleep(0.2)
-
-
-def button(at, label):
-    return next(b for b in at.button if b.label == label)
-
-
 def point_at(at, stub: StubServer, **values) -> None:
     at.text_input(key=K + "endpoint.url").set_value(stub.base_url)
     at.text_input(key=K + "endpoint.model").set_value("smol")
@@ -62,7 +50,7 @@ def test_a_served_run_from_the_page_is_stored_and_its_failures_retried(app, db):
         calls.append(body["prompt"])
         return ("status", 400) if len(calls) == 2 else ("ok", "a person asks about a ticket")
 
-    with ModelListingStub(default=answer) as server:
+    with StubServer(default=answer, models=["smol"]) as server:
         point_at(app, server)
         app.number_input(key=K + "endpoint.budget").set_value(0.5).run()
         button(app, "Test connection").click().run()
@@ -88,7 +76,7 @@ def test_a_served_run_from_the_page_is_stored_and_its_failures_retried(app, db):
 
 
 def test_settings_the_endpoint_cannot_honour_are_shown_and_block_the_start(app, db):
-    with ModelListingStub() as server:
+    with StubServer(models=["smol"]) as server:
         point_at(app, server, server="openai")
         app.toggle(key=K + "do_sample").set_value(True).run()
         errors = [unescaped(e.value) for e in app.error]
