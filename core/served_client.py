@@ -21,6 +21,7 @@ from core.settings import GenerationSettings
 
 RETRY_STATUSES = {408, 409, 425, 429, 500, 502, 503, 504}
 MAX_WAIT_S = 30.0  # the longest pause between two attempts, Retry-After included
+POLL_S = 0.25  # how often a run looks for a stop while its requests are in flight
 
 
 class RequestFailed(Exception):
@@ -29,6 +30,10 @@ class RequestFailed(Exception):
     def __init__(self, message: str, attempts: int) -> None:
         super().__init__(message)
         self.attempts = attempts
+
+
+class RequestCancelled(RequestFailed):
+    """A request given up because the run stopped: its example is left to do, not failed."""
 
 
 class BudgetExceeded(PromptLabError):
@@ -113,7 +118,7 @@ class Client:
                 raise RequestFailed(f"{problem} (after {attempts} attempts)", attempts)
             pause = self._backoff(attempts) if wait_s is None else min(wait_s, MAX_WAIT_S)
             if self.wait(pause) or self.stopped.is_set():
-                raise RequestFailed(f"{problem}; the run was stopped before a retry", attempts)
+                raise RequestCancelled(f"{problem}; the run stopped before a retry", attempts)
 
     def _backoff(self, attempt: int) -> float:
         base = self.endpoint.backoff_s * 2 ** (attempt - 1)
@@ -178,8 +183,9 @@ def run_concurrently(
 ) -> Iterator[tuple[int, Output | Failure]]:
     """(index into `prompts`, its output or failure) as each request ends, with at most
     `concurrency` in flight. New requests stop once should_stop() is true or more than
-    `error_budget` have failed; the requests in flight are still collected, and then
-    BudgetExceeded is raised for a blown budget."""
+    `error_budget` have failed; the requests in flight are still collected (but one waiting to
+    be retried is dropped, left for a later resume), and then BudgetExceeded is raised for a
+    blown budget."""
     failures, last_error = 0, ""
     pending: dict[Future, int] = {}
     queue = iter(range(len(prompts)))
@@ -193,12 +199,15 @@ def run_concurrently(
 
         submit()
         while pending:
-            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            # A timeout too, so that a stop reaches requests waiting to retry within POLL_S.
+            done, _ = wait(pending, timeout=POLL_S, return_when=FIRST_COMPLETED)
             finished: list[tuple[int, Output | Failure]] = []
             for future in done:
                 i = pending.pop(future)
                 try:
                     finished.append((i, future.result()))
+                except RequestCancelled:
+                    continue  # neither answered nor failed: resuming the run will send it
                 except RequestFailed as exc:
                     failures += 1
                     last_error = str(exc)
@@ -206,7 +215,7 @@ def run_concurrently(
             stopping = failures > error_budget or (should_stop is not None and should_stop())
             if stopping:
                 client.stopped.set()
-            else:
+            elif done:
                 submit()  # before the caller stores these: the server is never left idle
             yield from finished
     if failures > error_budget:

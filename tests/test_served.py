@@ -273,6 +273,26 @@ def test_a_blown_error_budget_stops_new_requests_but_keeps_what_came_back():
     assert all(r.text == "fine" for _, r in seen if not isinstance(r, Failure))
 
 
+def test_a_request_waiting_to_retry_when_the_run_stops_is_left_to_do_not_failed():
+    stop = threading.Event()
+
+    def answer(body):
+        return ("status", 503) if "retry" in body["prompt"] else ("sleep", 0.2, ("ok", "x"))
+
+    prompts = [prompt(0, "retry me"), prompt(1, "slow")]
+    with StubServer(default=answer) as server:
+        client = client_for(server, concurrency=2, backoff_s=30.0)
+        client.wait = client.stopped.wait  # a real wait, which the stop cuts short
+        seen = []
+        for index, result in run_concurrently(
+            client, prompts, error_budget=0, should_stop=stop.is_set
+        ):
+            seen.append((index, result))
+            stop.set()
+    assert [(i, r.text) for i, r in seen] == [(1, "x")]  # example 0 is neither done nor failed
+    assert len(server.requests) == 2
+
+
 def test_stopping_sends_nothing_new_and_stops_retrying():
     stop = threading.Event()
     with StubServer(default=("sleep", 0.05, ("ok", "x"))) as server:
