@@ -168,13 +168,19 @@ def retry_failed(experiment_id: int, **kwargs: Any) -> str:
     """Try an experiment's failed examples again, and any it never reached; keeps the rest."""
     with session_scope(kwargs.get("db_url")) as session:
         queries.mark_stale_runs(session=session)
-        status = queries.get_experiment(session=session, experiment_id=experiment_id).status
-        if status == "running":
-            raise PromptLabError(f"Experiment {experiment_id} is running; wait for it to end.")
-        forgotten = queries.forget_failed(session=session, experiment_id=experiment_id)
-    if not forgotten and status == "completed":
-        raise PromptLabError(f"Experiment {experiment_id} has no failed examples to retry.")
+        if not prepare_retry(session=session, experiment_id=experiment_id):
+            raise PromptLabError(f"Experiment {experiment_id} has no failed examples to retry.")
     return execute(experiment_id, **kwargs)
+
+
+def prepare_retry(*, session: Any, experiment_id: int) -> bool:
+    """Forget an experiment's failed results, so that executing it again sends those examples
+    again; whether anything is left to run. A running experiment is refused."""
+    record = queries.get_experiment(session=session, experiment_id=experiment_id)
+    if record.status == "running":
+        raise PromptLabError(f"Experiment {experiment_id} is running; wait for it to end.")
+    forgotten = queries.forget_failed(session=session, experiment_id=experiment_id)
+    return bool(forgotten) or record.status != "completed"
 
 
 def rerun(experiment_id: int, **kwargs: Any) -> int:

@@ -88,15 +88,11 @@ def start_resume(experiment_ids: Sequence[int], *, db_url: str | None = None) ->
 
 def start_retry(experiment_ids: Sequence[int], *, db_url: str | None = None) -> Job:
     """Run the failed examples of stored experiments again (and any never reached)."""
-    with session_scope(db_url) as session:
+    with session_scope(db_url) as session:  # one transaction: a refusal forgets nothing
         queries.mark_stale_runs(session=session)
-        records = [queries.get_experiment(session=session, experiment_id=i) for i in experiment_ids]
-        if running := [r.id for r in records if r.status == "running"]:
-            raise PromptLabError(f"Experiment(s) {running} are running; wait for them to end.")
-        forgotten = {
-            r.id: queries.forget_failed(session=session, experiment_id=r.id) for r in records
-        }
-    todo = [r.id for r in records if forgotten[r.id] or r.status != "completed"]
+        todo = [
+            i for i in experiment_ids if experiments.prepare_retry(session=session, experiment_id=i)
+        ]
     if not todo:
         raise PromptLabError("The selected experiments have no failed examples to retry.")
     return _launch(f"retry failed of {', '.join(map(str, todo))}", todo, db_url)

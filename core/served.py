@@ -96,6 +96,10 @@ class Endpoint:
             )
         return key
 
+    def auth_headers(self) -> dict[str, str]:
+        key = self.api_key()
+        return {"Authorization": f"Bearer {key}"} if key else {}
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
@@ -251,11 +255,9 @@ def probe(endpoint: Endpoint, *, timeout_s: float = 10.0) -> list[str]:
     wrong URL, key or model name is reported at once; returns the names it listed."""
     import httpx
 
-    key = endpoint.api_key()
-    headers = {"Authorization": f"Bearer {key}"} if key else {}
     url = f"{endpoint.base_url.strip().rstrip('/')}/models"
     try:
-        response = httpx.get(url, headers=headers, timeout=timeout_s)
+        response = httpx.get(url, headers=endpoint.auth_headers(), timeout=timeout_s)
     except httpx.HTTPError as exc:
         raise PromptLabError(
             f"Cannot reach the endpoint {endpoint.base_url} ({type(exc).__name__}): is the "

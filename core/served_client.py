@@ -67,12 +67,8 @@ class Client:
         self.stopped = threading.Event()  # set when a run stops: no more retries
         # Waits between attempts; True when the run stopped meanwhile.
         self.wait = wait or self.stopped.wait
-        headers = {"Content-Type": "application/json"}
-        key = endpoint.api_key()
-        if key:
-            headers["Authorization"] = f"Bearer {key}"
         self.http = httpx.Client(
-            headers=headers,
+            headers={"Content-Type": "application/json", **endpoint.auth_headers()},
             timeout=httpx.Timeout(endpoint.timeout_s, connect=min(10.0, endpoint.timeout_s)),
             limits=httpx.Limits(max_connections=endpoint.concurrency),
             transport=transport,

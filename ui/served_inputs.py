@@ -3,6 +3,8 @@ with its settings, and what that endpoint cannot do with the generation settings
 
 from __future__ import annotations
 
+from dataclasses import fields
+
 import streamlit as st
 
 from core import served
@@ -55,14 +57,14 @@ def backend_inputs(page: str) -> Endpoint | None:
         help="The NAME of a variable set in the shell that started Prompt Lab. The key itself "
         "is never asked for here, and never stored.",
     )
-    defaults = Endpoint("http://x", "x")
-    for name, value in (
-        ("concurrency", defaults.concurrency),
-        ("timeout", defaults.timeout_s),
-        ("retries", defaults.max_retries),
-        ("budget", defaults.error_budget),
+    defaults = {f.name: f.default for f in fields(Endpoint)}
+    for name, field in (
+        ("concurrency", "concurrency"),
+        ("timeout", "timeout_s"),
+        ("retries", "max_retries"),
+        ("budget", "error_budget"),
     ):
-        st.session_state.setdefault(key(page, f"endpoint.{name}"), value)
+        st.session_state.setdefault(key(page, f"endpoint.{name}"), defaults[field])
     concurrency = cols[1].number_input(
         "Concurrency", 1, 256, **kept(page, "endpoint.concurrency"), help="Requests in flight."
     )
