@@ -101,8 +101,12 @@ def get_dataset(name: str, *, db_url: str | None = None) -> Dataset:
             with session_scope(db_url) as session:
                 if name not in queries.list_dataset_names(session=session):
                     queries.save_dataset(session=session, dataset=load_builtin())
-        except IntegrityError:  # another process stored it first: theirs is the same data
-            pass
+        except (IntegrityError, PromptLabError):
+            # Another process may have stored it between the look and the save: its copy is
+            # the same data. Anything else is a real failure.
+            with session_scope(db_url) as session:
+                if name not in queries.list_dataset_names(session=session):
+                    raise
     with session_scope(db_url) as session:
         return queries.load_dataset(session=session, name=name)
 

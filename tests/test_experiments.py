@@ -6,6 +6,7 @@ from dataclasses import replace
 import pytest
 
 from core import experiments
+from core.data import load_builtin
 from core.errors import PromptLabError
 from core.experiments import RunSpec
 from core.models import ModelRequest
@@ -157,3 +158,34 @@ def test_a_run_that_asks_stores_each_answer_tokens_probability(db, spec):
         assert len(kept["p"]) == len(kept["ids"]) and all(0 < p <= 1 for p in kept["p"])
     plain = experiments.run(replace(spec, limit=2), db_url=db)
     assert all(r.token_confidence is None for r in stored(db, plain)[1])
+
+
+# The race between two processes storing the built-in dataset on first use is played out here
+# in one process, in the order that failed in CI: the other writer's commit lands between this
+# one's look and its save.
+def test_builtin_dataset_stored_by_another_writer_meanwhile_is_used(db, monkeypatch):
+    looked = []
+    real_names = queries.list_dataset_names
+
+    def names_then_other_writer_stores(*, session):
+        if not looked:
+            looked.append(True)
+            with session_scope(db) as other:
+                queries.save_dataset(session=other, dataset=load_builtin())
+            return []
+        return real_names(session=session)
+
+    monkeypatch.setattr(queries, "list_dataset_names", names_then_other_writer_stores)
+    dataset = experiments.get_dataset("dialogues", db_url=db)
+    assert dataset.examples == load_builtin().examples
+    with session_scope(db) as session:
+        assert real_names(session=session) == ["dialogues"]
+
+
+def test_builtin_dataset_that_cannot_be_stored_still_says_why(db, monkeypatch):
+    def refuse(*, session, dataset):
+        raise PromptLabError("Dataset name is too long.")
+
+    monkeypatch.setattr(queries, "save_dataset", refuse)
+    with pytest.raises(PromptLabError, match="too long"):
+        experiments.get_dataset("dialogues", db_url=db)
