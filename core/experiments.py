@@ -4,7 +4,6 @@ so a killed run keeps what it finished and resumes without redoing it; re-runs f
 from __future__ import annotations
 
 import os
-import platform
 import socket
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -12,14 +11,13 @@ from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
-from core import confidence, embeddings, models
+from core import confidence, models, recording
 from core.data import BUILTIN_NAME, Dataset, Example, load_builtin
 from core.errors import PromptLabError
 from core.generation import Output, generate_batches
 from core.models import ModelRequest
-from core.prompts import PRESETS, Embed, PromptDesign, RenderedPrompt
-from core.rendering import render_for_model
-from core.scoring import RougeOptions, mean_bootstrap_ci, score_rouge
+from core.prompts import PRESETS, PromptDesign, RenderedPrompt
+from core.scoring import RougeOptions
 from core.served import Endpoint
 from core.settings import GenerationSettings
 from storage import queries
@@ -241,22 +239,26 @@ def execute(
             )
     except BaseException as exc:
         status = "failed" if isinstance(exc, Exception) else "interrupted"
-        _update(db_url, experiment_id, status=status, error=str(exc)[:2000], finished_at=utcnow())
+        recording.update(
+            db_url, experiment_id, status=status, error=str(exc)[:2000], finished_at=utcnow()
+        )
         raise
 
 
 def _generate_all(
     experiment_id, spec, todo, pool, loaded, done, total, db_url, on_progress, should_stop
 ) -> str:
-    _update(
+    recording.update(
         db_url,
         experiment_id,
         model_revision=loaded.revision,
         device=loaded.device,
         dtype=loaded.dtype,
-        library_versions=library_versions(),
+        library_versions=recording.library_versions(),
     )
-    prompts, where, done = _render_all(experiment_id, spec, todo, pool, loaded, done, db_url)
+    prompts, where, done = recording.render_todo(
+        experiment_id, spec, todo, pool, loaded, done, db_url
+    )
     if on_progress:
         on_progress(done, total)
     for indices, outputs in generate_batches(
@@ -264,13 +266,13 @@ def _generate_all(
     ):
         batch = [prompts[i] for i in indices]
         sure = _confidences(loaded, batch, outputs) if spec.token_confidence else None
-        done = _store_batch(experiment_id, spec, batch, outputs, where, db_url, sure)
+        done = recording.store_outputs(experiment_id, spec, batch, outputs, where, db_url, sure)
         if on_progress:
             on_progress(done, total)
         if should_stop and should_stop() and done < total:
-            _update(db_url, experiment_id, status="interrupted", finished_at=utcnow())
+            recording.update(db_url, experiment_id, status="interrupted", finished_at=utcnow())
             return "interrupted"
-    _finish(experiment_id, spec, db_url)
+    recording.finish(experiment_id, spec, db_url)
     return "completed"
 
 
@@ -285,7 +287,7 @@ def record_outputs(
     """Store outputs generated outside `execute` (the Playground's streamed runs) and complete
     the experiment, so they are found, compared and exported like any other."""
     position = {key: i for i, key in enumerate(_keys_of(experiment_id, db_url))}
-    _update(
+    recording.update(
         db_url,
         experiment_id,
         status="running",
@@ -293,12 +295,14 @@ def record_outputs(
         model_revision=loaded.revision,
         device=loaded.device,
         dtype=loaded.dtype,
-        library_versions=library_versions(),
+        library_versions=recording.library_versions(),
     )
     where = {ex.id: (position[ex.id], ex.reference) for ex, _, _ in pairs}
     prompts = [replace(prompt, example_id=ex.id) for ex, prompt, _ in pairs]
-    _store_batch(experiment_id, spec, prompts, [out for _, _, out in pairs], where, db_url)
-    _finish(experiment_id, spec, db_url)
+    recording.store_outputs(
+        experiment_id, spec, prompts, [out for _, _, out in pairs], where, db_url
+    )
+    recording.finish(experiment_id, spec, db_url)
 
 
 def _keys_of(experiment_id: int, db_url: str | None) -> list[str]:
@@ -344,106 +348,6 @@ def pool_of(spec: RunSpec, dataset: Dataset, *, db_url: str | None = None) -> li
     return list(dataset.pool)
 
 
-def _render_all(experiment_id, spec, todo, pool, loaded, done, db_url):
-    """Prompts for the examples still to do, and where each sits in the experiment with its
-    reference; an example that cannot be rendered is stored as failed."""
-    prompts, failed, where = [], [], {}
-    embed = _embedder_for(spec.design, pool, [example for _, example in todo])
-    for position, example in todo:
-        try:
-            prompt = render_for_model(
-                loaded,
-                spec.design,
-                example,
-                pool,
-                max_new_tokens=spec.settings.max_new_tokens,
-                embed=embed,
-            )
-        except PromptLabError as exc:
-            failed.append(_failed_result(position, example, str(exc)))
-            continue
-        prompts.append(replace(prompt, example_id=example.id))
-        where[example.id] = (position, example.reference)
-    if failed:
-        with session_scope(db_url) as session:
-            done = queries.add_results(session=session, experiment_id=experiment_id, results=failed)
-    return prompts, where, done
-
-
-def _embedder_for(
-    design: PromptDesign, pool: Sequence[Example], examples: Sequence[Example]
-) -> Embed | None:
-    """For designs that pick or order shots by similarity: the pool (cached across runs) and
-    every input embedded up front, in batches, so selecting shots per example only reads them."""
-    if not design.needs_embeddings:
-        return None
-    embedder = embeddings.get_embedder()
-    embedder.embed_cached([ex.input for ex in (*pool, *examples)])
-    return embedder.embed_cached
-
-
-def _failed_result(position: int, example: Example, error: str) -> dict[str, Any]:
-    return dict(
-        example_key=example.id,
-        position=position,
-        prompt="",
-        output="",
-        reference=example.reference,
-        finish_reason="error",
-        error=error,
-    )
-
-
-def _store_batch(
-    experiment_id: int,
-    spec: RunSpec,
-    prompts: list[RenderedPrompt],
-    outputs: list[Output],
-    where: dict[str, tuple[int, str | None]],
-    db_url: str | None,
-    confidences: list[dict[str, Any]] | None = None,
-) -> int:
-    refs = [where[p.example_id][1] for p in prompts]
-    scored = [i for i, r in enumerate(refs) if r is not None]
-    scores: dict[str, list[float | None]] = {
-        t: [None] * len(prompts) for t in spec.rouge.rouge_types
-    }
-    if scored:
-        report = score_rouge(
-            [outputs[i].text for i in scored], [refs[i] for i in scored], options=spec.rouge
-        )
-        for name, values in report.per_example.items():
-            for i, value in zip(scored, values, strict=True):
-                scores[name][i] = value
-    rows = []
-    for i, (prompt, out) in enumerate(zip(prompts, outputs, strict=True)):
-        position, reference = where[prompt.example_id]
-        rows.append(
-            dict(
-                example_key=prompt.example_id,
-                position=position,
-                prompt=prompt.sent_text,
-                output=out.text,
-                reference=reference,
-                **{name: scores[name][i] for name in scores if name in queries.ROUGE_COLUMNS},
-                prompt_tokens=out.prompt_tokens,
-                new_tokens=out.new_tokens,
-                finish_reason=out.finish_reason,
-                stop_string=out.stop_string,
-                latency_s=out.latency_s,
-                shots=list(prompt.shot_ids),
-                dropped_shots=list(prompt.dropped_shot_ids),
-                truncated_input_tokens=prompt.truncated_input_tokens,
-                batch_size=out.batch_size,
-                batch_index=out.batch_index,
-                attempts=out.attempts,
-                token_confidence=confidences[i] if confidences else None,
-            )
-        )
-    with session_scope(db_url) as session:
-        return queries.add_results(session=session, experiment_id=experiment_id, results=rows)
-
-
 def _confidences(
     loaded: models.LoadedModel, prompts: list[RenderedPrompt], outputs: list[Output]
 ) -> list[dict[str, Any]]:
@@ -452,53 +356,3 @@ def _confidences(
         confidence.to_json(confidence.token_confidence(loaded, prompt, out.text))
         for prompt, out in zip(prompts, outputs, strict=True)
     ]
-
-
-def _finish(experiment_id: int, spec: RunSpec, db_url: str | None) -> None:
-    with session_scope(db_url) as session:
-        results = queries.results_of(session=session, experiment_id=experiment_id)
-        queries.update_experiment(
-            session=session,
-            experiment_id=experiment_id,
-            status="completed",
-            finished_at=utcnow(),
-            aggregates=aggregate(results, spec.rouge),
-        )
-
-
-def aggregate(results: Sequence[Any], rouge: RougeOptions) -> dict[str, Any]:
-    """Means with bootstrap CIs per ROUGE type, and the run's token and finish statistics."""
-    summary: dict[str, Any] = {"n": len(results)}
-    scored = [r for r in results if r.rouge1 is not None or r.rougeL is not None]
-    summary["n_scored"] = len(scored)
-    summary["n_failed"] = sum(r.finish_reason == "error" for r in results)
-    for name in rouge.rouge_types:
-        values = [getattr(r, name) for r in scored if getattr(r, name, None) is not None]
-        if values:
-            summary[name] = asdict(mean_bootstrap_ci(values))
-    generated = [r for r in results if r.finish_reason != "error"]
-    if generated:
-        summary["mean_new_tokens"] = sum(r.new_tokens for r in generated) / len(generated)
-        summary["mean_prompt_tokens"] = sum(r.prompt_tokens for r in generated) / len(generated)
-        summary["mean_latency_s"] = sum(r.latency_s for r in generated) / len(generated)
-    reasons: dict[str, int] = {}
-    for r in results:
-        reasons[r.finish_reason] = reasons.get(r.finish_reason, 0) + 1
-    summary["finish_reasons"] = reasons
-    summary["ci"] = {"confidence": 0.95, "resamples": 1000, "seed": 0, "method": "percentile"}
-    return summary
-
-
-def _update(db_url: str | None, experiment_id: int, **fields: Any) -> None:
-    with session_scope(db_url) as session:
-        queries.update_experiment(session=session, experiment_id=experiment_id, **fields)
-
-
-def library_versions() -> dict[str, str]:
-    import sqlalchemy
-
-    return {
-        **models.library_versions(),
-        "python": platform.python_version(),
-        "sqlalchemy": sqlalchemy.__version__,
-    }

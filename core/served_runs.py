@@ -4,23 +4,13 @@ template, sent C at a time, stored as they come back; failed examples are stored
 from __future__ import annotations
 
 import time
-from typing import Any
 
-from core import models
-from core.experiments import (
-    RunSpec,
-    _finish,
-    _render_all,
-    _store_batch,
-    _update,
-    library_versions,
-)
+from core import models, recording
+from core.experiments import RunSpec
 from core.generation import Output
 from core.prompts import RenderedPrompt
 from core.served import check_run
 from core.served_client import Client, Failure, run_concurrently
-from storage import queries
-from storage.db import session_scope
 from storage.schema import utcnow
 
 # What came back is stored (and scored) in groups: at least this often, so progress shows and a
@@ -40,7 +30,7 @@ def serve_all(
         token_confidence=spec.token_confidence,
     )
     prompter = models.prompt_tokenizer(spec.model)
-    _update(
+    recording.update(
         db_url,
         experiment_id,
         backend="served",
@@ -48,9 +38,11 @@ def serve_all(
         model_revision=prompter.revision,
         device="server",
         dtype=None,
-        library_versions={**library_versions(), "httpx": _httpx_version()},
+        library_versions={**recording.library_versions(), "httpx": _httpx_version()},
     )
-    prompts, where, done = _render_all(experiment_id, spec, todo, pool, prompter, done, db_url)
+    prompts, where, done = recording.render_todo(
+        experiment_id, spec, todo, pool, prompter, done, db_url
+    )
     if on_progress:
         on_progress(done, total)
     client = Client(endpoint, spec.settings, mapping, system_prompt=spec.design.system_prompt)
@@ -81,9 +73,9 @@ def serve_all(
             if on_progress:
                 on_progress(done, total)
     if stopped and done < total:
-        _update(db_url, experiment_id, status="interrupted", finished_at=utcnow())
+        recording.update(db_url, experiment_id, status="interrupted", finished_at=utcnow())
         return "interrupted"
-    _finish(experiment_id, spec, db_url)
+    recording.finish(experiment_id, spec, db_url)
     return "completed"
 
 
@@ -91,14 +83,14 @@ def _store(
     experiment_id: int,
     spec: RunSpec,
     results: list[tuple[RenderedPrompt, Output | Failure]],
-    where: dict[str, tuple[int, str | None]],
+    where: recording.Where,
     db_url: str | None,
 ) -> int:
     answered = [(p, r) for p, r in results if isinstance(r, Output)]
     failed = [(p, r) for p, r in results if isinstance(r, Failure)]
     done = 0
     if answered:
-        done = _store_batch(
+        done = recording.store_outputs(
             experiment_id,
             spec,
             [p for p, _ in answered],
@@ -107,25 +99,9 @@ def _store(
             db_url,
         )
     if failed:
-        rows: list[dict[str, Any]] = [
-            dict(
-                example_key=prompt.example_id,
-                position=where[prompt.example_id][0],
-                prompt=prompt.sent_text,
-                output="",
-                reference=where[prompt.example_id][1],
-                prompt_tokens=prompt.prompt_tokens or 0,
-                finish_reason="error",
-                error=failure.error[:2000],
-                attempts=failure.attempts,
-                shots=list(prompt.shot_ids),
-                dropped_shots=list(prompt.dropped_shot_ids),
-                truncated_input_tokens=prompt.truncated_input_tokens,
-            )
-            for prompt, failure in failed
-        ]
-        with session_scope(db_url) as session:
-            done = queries.add_results(session=session, experiment_id=experiment_id, results=rows)
+        done = recording.store_failures(
+            experiment_id, [(p, f.error, f.attempts) for p, f in failed], where, db_url
+        )
     return done
 
 

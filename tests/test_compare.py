@@ -10,7 +10,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from core import charts, compare, experiments, word_diff
+from core import charts, compare, experiments, recording, word_diff
 from core.errors import PromptLabError
 from core.experiments import RunSpec
 from core.prompts import PRESETS
@@ -68,7 +68,7 @@ def store_experiment(
             session=session,
             experiment_id=experiment_id,
             status="completed" if finish else "interrupted",
-            aggregates=experiments.aggregate(results, RougeOptions.lab()) if finish else {},
+            aggregates=recording.aggregate(results, RougeOptions.lab()) if finish else {},
         )
     return experiment_id
 
