@@ -1,9 +1,11 @@
 """The headless front door, `python -m core …`: the command line's shape and its error contract.
-What each command does lives in `core/cli_commands.py`, imported only once a command runs."""
+What each command does lives in `core/cli_commands.py` (or the `cli_*` module its handler
+names), imported only once a command runs."""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import sys
 from collections.abc import Sequence
@@ -42,7 +44,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             cli_commands.quiet_libraries()
         if args.needs_db:
             cli_commands.open_db(args.db_url)
-        return getattr(cli_commands, args.handler)(args)
+        module, _, name = args.handler.rpartition(".")
+        handlers = importlib.import_module(f"core.{module}") if module else cli_commands
+        return getattr(handlers, name)(args)
     except PromptLabError as exc:
         report_error(str(exc))
     except KeyboardInterrupt:  # the run commands handle their own; this is any other moment
@@ -141,7 +145,11 @@ def _datasets_commands(commands, common) -> None:
 
 def _run_command(commands, common) -> None:
     run = _command(
-        commands, common, "run", "run", "run an experiment, or a sweep of them as one study"
+        commands,
+        common,
+        "run",
+        "cli_runs.run",
+        "run an experiment, or a sweep of them as one study",
     )
     run.epilog = (
         "A sweepable option takes one value or several separated by commas (--shots 0,1,3); "
@@ -225,18 +233,26 @@ def _experiment_commands(commands, common) -> None:
     show.add_argument("id", type=int, metavar="ID")
     show.add_argument("--results", type=int, default=3, metavar="N", help="results to show")
     rerun = _command(
-        commands, common, "rerun", "rerun", "run an experiment again, as a new one on its examples"
+        commands,
+        common,
+        "rerun",
+        "cli_runs.rerun",
+        "run an experiment again, as a new one on its examples",
     )
     rerun.add_argument("id", type=int, metavar="ID")
     resume = _command(
-        commands, common, "resume", "resume", "finish interrupted, failed or pending experiments"
+        commands,
+        common,
+        "resume",
+        "cli_runs.resume",
+        "finish interrupted, failed or pending experiments",
     )
     resume.add_argument("ids", type=int, nargs="+", metavar="ID")
     retry = _command(
         commands,
         common,
         "retry-failed",
-        "retry_failed",
+        "cli_runs.retry_failed",
         "run the failed examples of experiments again, keeping the rest",
     )
     retry.add_argument("ids", type=int, nargs="+", metavar="ID")
@@ -247,7 +263,7 @@ def _experiment_commands(commands, common) -> None:
 
 def _compare_command(commands, common) -> None:
     summary = "is the difference real? paired tests, shot-count curve, luck of the seed"
-    cmp = _command(commands, common, "compare", "compare_experiments", summary)
+    cmp = _command(commands, common, "compare", "cli_compare.compare_experiments", summary)
     cmp.add_argument("ids", type=int, nargs="*", metavar="ID")
     cmp.add_argument("--study", type=int, metavar="ID", help="every experiment of a study")
     cmp.add_argument(

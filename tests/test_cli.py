@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from sqlalchemy import func, select
 
-from core import cli, cli_commands, experiments
+from core import cli, cli_runs, experiments
 from core.errors import PromptLabError
 from storage import queries
 from storage.db import session_scope
@@ -224,7 +224,7 @@ def test_ctrl_c_marks_the_experiment_interrupted_and_says_how_to_resume(
         if len(calls) == 2:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli_commands.Watch, "progress", interrupt_on_second_batch)
+    monkeypatch.setattr(cli_runs.Watch, "progress", interrupt_on_second_batch)
     argv = ["run", "--model", str(tiny_causal_dir), "--shots", "0,1", "--limit", "4"]
     assert invoke(db, *argv, "--max-new-tokens", "4", "--batch-size", "2") == 130
     err = capsys.readouterr().err
@@ -245,7 +245,7 @@ def test_ctrl_c_during_a_rerun_names_the_new_experiment(db, tiny_causal_dir, cap
     def interrupt(self, done, total):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli_commands.Watch, "progress", interrupt)
+    monkeypatch.setattr(cli_runs.Watch, "progress", interrupt)
     assert invoke(db, "rerun", "1") == 130
     err = capsys.readouterr().err
     assert "experiment 2 interrupted after 0 of 3 examples; resume with: " in err
