@@ -6,11 +6,16 @@ from __future__ import annotations
 import hashlib
 
 from core import experiments
+from core.confidence import encode_answer
 from core.data import Example
 from core.errors import PromptLabError
 from core.generation import Output
 from core.models import LoadedModel
-from core.prompts import RenderedPrompt
+from core.prompts import PromptDesign, RenderedPrompt
+from core.served import Endpoint, check_run
+from core.served_client import Client
+from core.served_stream import ServedStream
+from core.settings import GenerationSettings
 from storage import queries
 from storage.db import session_scope
 
@@ -25,6 +30,26 @@ def typed_example(text: str, reference: str | None = None) -> Example:
     reference = reference if reference and reference.strip() else None
     digest = hashlib.sha256(f"{text}\0{reference or ''}".encode()).hexdigest()[:12]
     return Example(f"typed-{digest}", text, reference, "eval")
+
+
+def served_answer(
+    endpoint: Endpoint,
+    prompter: LoadedModel,
+    prompt: RenderedPrompt,
+    settings: GenerationSettings,
+    design: PromptDesign,
+) -> ServedStream:
+    """The endpoint's answer to `prompt` as a stream; refuses settings it cannot honour.
+    `prompter` (the tokenizer that rendered the prompt) counts the answer's tokens when the
+    server does not."""
+    mapping = check_run(settings, endpoint, use_chat_template=design.use_chat_template)
+    client = Client(endpoint, settings, mapping, system_prompt=design.system_prompt)
+    return ServedStream(
+        client,
+        prompt,
+        count_tokens=lambda text: len(encode_answer(prompter, text)),
+        close_client=True,
+    )
 
 
 def store_run(

@@ -91,21 +91,31 @@ class Client:
 
     def complete(self, prompt: RenderedPrompt, index: int = 0) -> Output:
         """One answer, retrying what can be retried; RequestFailed when it cannot be had."""
-        body = self.body(prompt)
+        response, attempts, started = self.send(self.body(prompt))
+        return self.read_output(prompt, response, time.perf_counter() - started, attempts, index)
+
+    def send(
+        self, body: dict[str, Any], *, stream: bool = False
+    ) -> tuple[httpx.Response, int, float]:
+        """(the first 200 answer, attempts made, when that attempt started), retrying what can
+        be retried; RequestFailed otherwise. A streamed answer is open: close it after reading."""
         attempts = 0
         while True:
             attempts += 1
             started = time.perf_counter()
+            request = self.http.build_request("POST", self.endpoint.url, json=body)
             try:
-                response = self.http.post(self.endpoint.url, json=body)
+                response = self.http.send(request, stream=stream)
             except httpx.TimeoutException:
                 problem, wait_s = f"no answer within {self.endpoint.timeout_s:g} s", None
             except httpx.TransportError as exc:
                 problem, wait_s = f"connection failed ({type(exc).__name__}: {exc})", None
             else:
                 if response.status_code == 200:
-                    latency = time.perf_counter() - started
-                    return self._output(prompt, response, latency, attempts, index)
+                    return response, attempts, started
+                if stream:
+                    response.read()
+                    response.close()
                 problem = f"HTTP {response.status_code}: {_excerpt(response)}"
                 if response.status_code not in RETRY_STATUSES:
                     raise RequestFailed(_explain(response.status_code, problem), attempts)
@@ -120,7 +130,7 @@ class Client:
         base = self.endpoint.backoff_s * 2 ** (attempt - 1)
         return min(MAX_WAIT_S, base * random.uniform(0.5, 1.5))
 
-    def _output(
+    def read_output(
         self,
         prompt: RenderedPrompt,
         response: httpx.Response,
@@ -139,7 +149,7 @@ class Client:
                 attempts,
             ) from exc
         text = text or ""
-        reason, stop_string = _finish(choice, text, self.settings)
+        reason, stop_string = finish_of(choice, text, self.settings)
         if stop_string is not None and stop_string in text:
             text = text[: text.find(stop_string)]
         return Output(
@@ -156,7 +166,7 @@ class Client:
         )
 
 
-def _finish(choice: dict[str, Any], text: str, settings: GenerationSettings):
+def finish_of(choice: dict[str, Any], text: str, settings: GenerationSettings):
     """(finish reason, stop string): 'length' at max_tokens; a stop string when the server says
     which one (vLLM's stop_reason) or when it is still in the text; otherwise 'eos'."""
     cut = [(text.find(s), s) for s in settings.stop if s in text]

@@ -55,7 +55,7 @@ class TokenStream:
         try:
             for piece in self._streamer:
                 pending += piece
-                safe, stopped = _release(pending, self.settings.stop)
+                safe, stopped = release(pending, self.settings.stop)
                 if safe:
                     yield safe
                     shown += safe
@@ -106,7 +106,7 @@ class TokenStream:
             self._streamer.end()
 
 
-def _release(pending: str, stops: tuple[str, ...]) -> tuple[str, bool]:
+def release(pending: str, stops: tuple[str, ...]) -> tuple[str, bool]:
     """The part of `pending` that is safe to show, and whether a stop string was reached."""
     if not stops:
         return pending, False

@@ -8,13 +8,13 @@ from core.data import BUILTIN_NAME
 from core.errors import PromptLabError
 from core.experiments import RunSpec
 from core.generation import generate_lock
-from core.models import EMBEDDED, ModelRequest, current_model, get_model, hold
+from core.models import EMBEDDED, ModelRequest, current_model, get_model, hold, prompt_tokenizer
 from core.rendering import render_for_model
 from core.scoring import RougeOptions, score_rouge
 from core.streaming import TokenStream
 from storage import queries
 from storage.db import session_scope
-from ui import inside_views, widgets
+from ui import inside_views, served_inputs, widgets
 from ui.feedback import shown_errors
 from ui.navigation import through_app
 from ui.prompt_view import coloured_prompt, context_bar
@@ -25,6 +25,31 @@ through_app()
 PAGE = "playground"
 LAST = "playground.last"  # the last run's outcome, shown until the next run
 
+
+def answer(endpoint, request, loaded, prompt, settings, design):
+    """Stream the answer into the page, from the local model or the endpoint; the finished
+    stream holds the Output."""
+    shown, box = "", st.empty()
+    if endpoint is None:
+        with hold(request) as held:  # stays loaded until the answer ends
+            if generate_lock.locked():
+                box.caption("Waiting for the batch another run is generating…")
+            stream = TokenStream(held, prompt, settings)
+            for piece in stream:
+                shown += piece
+                box.text(shown)
+    else:
+        box.caption(f"Waiting for {endpoint.base_url}…")
+        stream = playground.served_answer(endpoint, loaded, prompt, settings, design)
+        for piece in stream:
+            shown += piece
+            box.text(shown)
+    if stream.result is None:
+        raise PromptLabError("Generation ended without an answer.")
+    box.empty()
+    return stream
+
+
 st.title("Playground")
 st.caption("Compose a prompt, see exactly what the model receives, run it and score it.")
 
@@ -33,7 +58,16 @@ with st.sidebar:
     if key(PAGE, "model") not in st.session_state:
         loaded_now = current_model()
         st.session_state[key(PAGE, "model")] = loaded_now.model_id if loaded_now else EMBEDDED
-    st.text_input("Model (Hugging Face id or folder)", **kept(PAGE, "model"))
+    st.text_input(
+        "Model (Hugging Face id or folder)",
+        **kept(PAGE, "model"),
+        help="The model loaded here; for a served endpoint, the one whose tokenizer and chat "
+        "template render the prompt (the served model's own, or one that shares them).",
+    )
+    endpoint, backend_ready = None, False  # a half-filled endpoint must not fall back to local
+    with shown_errors():
+        endpoint = served_inputs.backend_inputs(PAGE, one_request=True)
+        backend_ready = True
     st.header("Generation")
     settings = None
     with shown_errors():
@@ -87,12 +121,16 @@ with shown_errors():
         st.subheader("Prompt design")
         design = widgets.design_inputs(PAGE, data.pool)
 
-if settings is not None and design is not None and data is not None:
+if backend_ready and settings is not None and design is not None and data is not None:
     with shown_errors():
         example = playground.typed_example(text, reference) if typed else chosen
         request = ModelRequest(st.session_state[key(PAGE, "model")].strip() or EMBEDDED)
-        with st.spinner("Loading the model…"):
-            loaded = get_model(request)
+        if endpoint is None:
+            with st.spinner("Loading the model…"):
+                loaded = get_model(request)
+        else:  # the server generates: only the tokenizer and chat template are needed here
+            with st.spinner("Loading the tokenizer…"):
+                loaded = prompt_tokenizer(request)
         prompt = render_for_model(
             loaded, design, example, data.pool, max_new_tokens=settings.max_new_tokens
         )
@@ -112,21 +150,15 @@ if settings is not None and design is not None and data is not None:
             inside_views.prompt_tokens(loaded, prompt)
         for name in settings.ignored():
             st.caption(f"{name} is ignored by greedy decoding.")
-        run = st.button("Run", type="primary")
+        blocked = endpoint is not None and served_inputs.endpoint_problems(
+            settings, endpoint, use_chat_template=design.use_chat_template, token_confidence=False
+        )
+        run = st.button("Run", type="primary", disabled=blocked)
         output_box = st.container(key="playground-output")
         if run:
             st.session_state.pop(LAST, None)
-            with output_box, hold(request) as loaded:  # stays loaded until the answer ends
-                shown, box = "", st.empty()
-                if generate_lock.locked():
-                    box.caption("Waiting for the batch another run is generating…")
-                stream = TokenStream(loaded, prompt, settings)
-                for piece in stream:
-                    shown += piece
-                    box.text(shown)
-                if stream.result is None:
-                    raise PromptLabError("Generation ended without an answer.")
-                box.empty()
+            with output_box:
+                stream = answer(endpoint, request, loaded, prompt, settings, design)
             spec = RunSpec(
                 dataset=playground.TYPED_DATASET if typed else dataset_name,
                 pool_dataset=dataset_name if typed else None,
@@ -135,6 +167,7 @@ if settings is not None and design is not None and data is not None:
                 settings=settings,
                 model=request,
                 label=playground.LABEL,
+                endpoint=endpoint,
             )
             stored = playground.store_run(spec, example, prompt, stream.result, loaded)
             scores = {}
@@ -151,14 +184,19 @@ if settings is not None and design is not None and data is not None:
                 prompt=prompt,
                 settings=settings,
                 request=request,
+                served=endpoint is not None,
+                counted_here=getattr(stream, "counted_here", False),
             )
         last = st.session_state.get(LAST)
         if last:
             out = last["out"]
             with output_box:
                 st.text(out.text)
+                counted = (
+                    " (counted here: the server sent no counts)" if last["counted_here"] else ""
+                )
                 st.caption(
-                    f"{out.new_tokens} new tokens, finished by {out.finish_reason}"
+                    f"{out.new_tokens} new tokens{counted}, finished by {out.finish_reason}"
                     f"{f' ({out.stop_string!r})' if out.stop_string else ''}, "
                     f"{out.latency_s:.1f} s; stored as experiment {last['id']}."
                 )
@@ -169,7 +207,12 @@ if settings is not None and design is not None and data is not None:
                         column.metric(name, f"{value:.4f}")
                 else:
                     st.caption("No reference to score against.")
-            if st.toggle(
+            if last["served"]:
+                st.caption(
+                    "Per-token confidence and the sampling inspector read the model's own "
+                    "probabilities: run with the local model to see them."
+                )
+            elif st.toggle(
                 "Per-token confidence",
                 **kept(PAGE, "confidence"),
                 help="Colours each answer token by the model's probability for it, and stores "
@@ -178,7 +221,8 @@ if settings is not None and design is not None and data is not None:
                 inside_views.answer_confidence(
                     last["request"], last["prompt"], out.text, last["id"], last["key"]
                 )
-            with st.expander("Sampling inspector: how settings reshape the next-token choice"):
-                inside_views.sampling_inspector(
-                    last["request"], last["prompt"], out.text, last["settings"]
-                )
+            if not last["served"]:
+                with st.expander("Sampling inspector: how settings reshape the next-token choice"):
+                    inside_views.sampling_inspector(
+                        last["request"], last["prompt"], out.text, last["settings"]
+                    )

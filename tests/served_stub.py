@@ -6,6 +6,12 @@ answers are scripted. It can also forward to a real server, as a flaky proxy in 
 Each behaviour is a tuple: ("ok", text[, finish_reason[, extra choice fields]]),
 ("status", code[, retry_after]), ("sleep", seconds, then_behaviour), ("drop",),
 ("garbage",), ("forward",). When the script runs out, `default` answers.
+
+A request with "stream": true gets "ok" as server-sent events, a word a chunk, with the token
+counts last when asked for (`stream_usage`). Failures once the answer has begun:
+("cut", text) sends half the words and drops the connection; ("stall", text, seconds) sends
+half and falls silent; ("stream_error", text, message) sends half and then an error event;
+("bad_event", text) sends half and then an event that is not JSON.
 """
 
 from __future__ import annotations
@@ -28,11 +34,15 @@ class StubServer:
         default: tuple | Callable[[dict[str, Any]], tuple] = ("ok", "a summary"),
         upstream: str | None = None,
         models: list[str] | None = None,
+        stream_usage: bool = True,
+        streams: bool = True,
     ) -> None:
         self.script = list(script or [])
         self.default = default
         self.upstream = upstream  # base URL to forward to, e.g. http://127.0.0.1:8000
         self.models = models  # what GET /v1/models lists; None: no such route (404)
+        self.stream_usage = stream_usage  # False: like llama.cpp, no token counts in a stream
+        self.streams = streams  # False: "stream": true is ignored and the answer comes whole
         self.requests: list[dict[str, Any]] = []  # {"path", "body", "headers"}
         self.in_flight = 0
         self.max_in_flight = 0
@@ -112,6 +122,8 @@ class StubServer:
                         f"{stub.upstream}/v1{path}", content=raw, headers=headers, timeout=300
                     )
                     return self._send(reply.status_code, None, raw_text=reply.content)
+                if body.get("stream") and stub.streams:
+                    return self._stream(behaviour, body)
                 text = behaviour[1]
                 finish = behaviour[2] if len(behaviour) > 2 else "stop"
                 extra = behaviour[3] if len(behaviour) > 3 else {}
@@ -122,6 +134,50 @@ class StubServer:
                 choice.update(index=0, finish_reason=finish, **extra)
                 usage = {"prompt_tokens": 7, "completion_tokens": len(text.split())}
                 return self._send(200, {"choices": [choice], "usage": usage})
+
+            def _stream(self, behaviour: tuple, body: dict[str, Any]) -> None:
+                kind, text = behaviour[0], behaviour[1]
+                words = [w + " " for w in text.split(" ")]
+                words[-1] = words[-1][:-1]
+                if kind != "ok":
+                    words = words[: len(words) // 2]
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.send_header("Connection", "close")
+                self.end_headers()
+                self.close_connection = True
+                chat = "messages" in body
+
+                def event(payload: Any) -> None:
+                    data = payload if isinstance(payload, str) else json.dumps(payload)
+                    self.wfile.write(f"data: {data}\n\n".encode())
+                    self.wfile.flush()
+
+                def chunk(piece: str | None, finish: str | None = None, **extra: Any) -> None:
+                    choice = {"delta": {"content": piece}} if chat else {"text": piece}
+                    event({"choices": [{"index": 0, "finish_reason": finish, **choice, **extra}]})
+
+                for word in words:
+                    chunk(word)
+                if kind == "cut":
+                    self.connection.shutdown(2)
+                    return
+                if kind == "stall":
+                    time.sleep(behaviour[2])
+                    return
+                if kind == "bad_event":
+                    event("{not json")
+                    return
+                if kind == "stream_error":
+                    event({"error": {"message": behaviour[2]}})
+                    return
+                extra = behaviour[3] if len(behaviour) > 3 else {}
+                chunk("", behaviour[2] if len(behaviour) > 2 else "stop", **extra)
+                asked = (body.get("stream_options") or {}).get("include_usage")
+                if asked and stub.stream_usage:
+                    usage = {"prompt_tokens": 7, "completion_tokens": len(text.split())}
+                    event({"choices": [], "usage": usage})
+                event("[DONE]")
 
             def _send(self, status, payload, headers=None, raw_text: bytes | None = None):
                 data = raw_text if raw_text is not None else json.dumps(payload).encode()

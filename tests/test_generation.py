@@ -14,7 +14,7 @@ from core.models import ModelRequest, load_model
 from core.prompts import PromptDesign
 from core.rendering import render_for_model
 from core.settings import GenerationSettings
-from core.streaming import TokenStream, _release
+from core.streaming import TokenStream, release
 
 DESIGN = PromptDesign(
     instruction="summarize the following conversation .",
@@ -204,4 +204,4 @@ def test_stream_never_shows_the_stop_string(tiny):
     ],
 )
 def test_release_holds_back_what_could_start_a_stop_string(pending, stops, safe, stopped):
-    assert _release(pending, stops) == (safe, stopped)
+    assert release(pending, stops) == (safe, stopped)

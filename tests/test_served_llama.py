@@ -17,9 +17,12 @@ from core.confidence import encode_answer
 from core.errors import PromptLabError
 from core.experiments import RunSpec
 from core.inspector import encode_prompt, forward_logits
+from core.models import prompt_tokenizer
 from core.prompts import PRESETS, RenderedPrompt
-from core.served import Endpoint, probe
-from core.served_client import BudgetExceeded
+from core.rendering import render_for_model
+from core.served import Endpoint, map_settings, probe
+from core.served_client import BudgetExceeded, Client
+from core.served_stream import ServedStream
 from core.settings import GenerationSettings
 from storage import queries
 from storage.db import session_scope
@@ -177,3 +180,32 @@ def test_seeded_sampling_through_the_server_repeats_and_the_seed_matters(db, ser
     outputs = [[r.output for r in results(db, i)[1]] for i in (first, second, other)]
     assert outputs[0] == outputs[1]
     assert outputs[0] != outputs[2]
+
+
+def test_a_streamed_answer_from_the_server_is_its_whole_answer(db, server):
+    dataset = experiments.get_dataset(SPEC.dataset, db_url=db)
+    chosen, pool = experiments.examples_for(SPEC, dataset)
+    prompter = prompt_tokenizer(SPEC.model)
+    prompt = render_for_model(prompter, SPEC.design, chosen[0], pool, max_new_tokens=48)
+    texts = []
+    for settings in (SPEC.settings, SPEC.settings.with_(stop=(".",))):
+        client = Client(endpoint(server), settings, map_settings(settings, endpoint(server)))
+        whole = client.complete(prompt)
+        stream = ServedStream(
+            client, prompt, count_tokens=lambda t: len(encode_answer(prompter, t))
+        )
+        pieces = list(stream)
+        client.close()
+        out = stream.result
+        print(
+            f"\nstreamed in {len(pieces)} pieces; {out.new_tokens} tokens counted here, the "
+            f"server counted {whole.new_tokens} for the whole answer"
+        )
+        assert len(pieces) > 3 and "".join(pieces) == out.text == whole.text
+        assert (out.finish_reason, out.stop_string) == (whole.finish_reason, whole.stop_string)
+        assert out.prompt_tokens == prompt.prompt_tokens
+        assert abs(out.new_tokens - whole.new_tokens) <= 1
+        texts.append(out.text)
+    # The stop string ended the answer at the first full stop. (llama.cpp's server says "stop"
+    # for it as for an end-of-sequence token, so it cannot be told apart from one.)
+    assert "." in texts[0] and texts[1] == texts[0][: texts[0].index(".")]

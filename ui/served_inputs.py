@@ -17,8 +17,9 @@ from ui.state import kept, key
 LOCAL, SERVED = "Local model", "Served endpoint"
 
 
-def backend_inputs(page: str) -> Endpoint | None:
-    """None for the local model; otherwise the endpoint as filled in (errors are raised)."""
+def backend_inputs(page: str, *, one_request: bool = False) -> Endpoint | None:
+    """None for the local model; otherwise the endpoint as filled in (errors are raised).
+    `one_request`: the Playground's narrow form, without what only a run of many needs."""
     backend = st.radio(
         "Generate with",
         (LOCAL, SERVED),
@@ -31,32 +32,6 @@ def backend_inputs(page: str) -> Endpoint | None:
     if backend == LOCAL:
         return None
     st.session_state.setdefault(key(page, "endpoint.url"), "http://localhost:8000/v1")
-    cols = st.columns([3, 2, 1, 2])
-    url = cols[0].text_input("Base URL", **kept(page, "endpoint.url"))
-    model = cols[1].text_input(
-        "Served model name", **kept(page, "endpoint.model"), help="Its 'model' parameter."
-    )
-    api = cols[2].selectbox(
-        "API",
-        served.APIS,
-        **kept(page, "endpoint.api"),
-        help="completions sends the prompt exactly as rendered here; chat sends the designed "
-        "text as a user message and the server applies its own template.",
-    )
-    server = cols[3].selectbox(
-        "Server type",
-        list(served.SERVERS),
-        format_func=served.SERVERS.get,
-        **kept(page, "endpoint.server"),
-    )
-    cols = st.columns([2, 1, 1, 1, 1])
-    key_env = cols[0].text_input(
-        "API key: environment variable",
-        **kept(page, "endpoint.key_env"),
-        placeholder="e.g. VLLM_API_KEY (empty: no key)",
-        help="The NAME of a variable set in the shell that started Prompt Lab. The key itself "
-        "is never asked for here, and never stored.",
-    )
     defaults = {f.name: f.default for f in fields(Endpoint)}
     for name, field in (
         ("concurrency", "concurrency"),
@@ -65,38 +40,55 @@ def backend_inputs(page: str) -> Endpoint | None:
         ("budget", "error_budget"),
     ):
         st.session_state.setdefault(key(page, f"endpoint.{name}"), defaults[field])
-    concurrency = cols[1].number_input(
-        "Concurrency", 1, 256, **kept(page, "endpoint.concurrency"), help="Requests in flight."
+    rows = (
+        [st.container()] * 9
+        if one_request
+        else [*st.columns([3, 2, 1, 2]), *st.columns([2, 1, 1, 1, 1])]
     )
-    timeout = cols[2].number_input(
+    url = rows[0].text_input("Base URL", **kept(page, "endpoint.url"))
+    model = rows[1].text_input(
+        "Served model name", **kept(page, "endpoint.model"), help="Its 'model' parameter."
+    )
+    api = rows[2].selectbox(
+        "API",
+        served.APIS,
+        **kept(page, "endpoint.api"),
+        help="completions sends the prompt exactly as rendered here; chat sends the designed "
+        "text as a user message and the server applies its own template.",
+    )
+    server = rows[3].selectbox(
+        "Server type",
+        list(served.SERVERS),
+        format_func=served.SERVERS.get,
+        **kept(page, "endpoint.server"),
+    )
+    key_env = rows[4].text_input(
+        "API key: environment variable",
+        **kept(page, "endpoint.key_env"),
+        placeholder="e.g. VLLM_API_KEY (empty: no key)",
+        help="The NAME of a variable set in the shell that started Prompt Lab. The key itself "
+        "is never asked for here, and never stored.",
+    )
+    timeout = rows[5].number_input(
         "Timeout (s)", 0.1, 3600.0, **kept(page, "endpoint.timeout"), help="Per request."
     )
-    retries = cols[3].number_input(
+    retries = rows[6].number_input(
         "Retries",
         0,
         20,
         **kept(page, "endpoint.retries"),
         help="After a 429, a 5xx, a timeout or a dropped connection, with growing waits.",
     )
-    budget = cols[4].number_input(
-        "Error budget",
-        0.0,
-        1.0,
-        step=0.05,
-        **kept(page, "endpoint.budget"),
-        help="The share of examples that may fail before the run stops. Failed examples are "
-        "stored as failed and can be retried later.",
-    )
+    many = {} if one_request else _run_inputs(page, rows[7], rows[8])
     endpoint = Endpoint(
         base_url=url.strip(),
         model=model.strip(),
         api=api,
         server=server,
         api_key_env=key_env.strip(),
-        concurrency=int(concurrency),
         timeout_s=float(timeout),
         max_retries=int(retries),
-        error_budget=float(budget),
+        **many,
     )
     if st.button("Test connection", help="Asks the server which models it serves."):
         try:
@@ -107,6 +99,23 @@ def backend_inputs(page: str) -> Endpoint | None:
             listed = ", ".join(names) if names else "it lists no models"
             st.success(plain(f"{endpoint.base_url} answers; {listed}."))
     return endpoint
+
+
+def _run_inputs(page: str, left, right) -> dict[str, float | int]:
+    """What only a run over many examples needs: requests in flight, and the error budget."""
+    concurrency = left.number_input(
+        "Concurrency", 1, 256, **kept(page, "endpoint.concurrency"), help="Requests in flight."
+    )
+    budget = right.number_input(
+        "Error budget",
+        0.0,
+        1.0,
+        step=0.05,
+        **kept(page, "endpoint.budget"),
+        help="The share of examples that may fail before the run stops. Failed examples are "
+        "stored as failed and can be retried later.",
+    )
+    return dict(concurrency=int(concurrency), error_budget=float(budget))
 
 
 def fill(page: str, endpoint: Endpoint | None) -> None:

@@ -95,3 +95,58 @@ def test_an_endpoint_that_does_not_answer_is_reported_by_test_connection(app):
     button(app, "Test connection").click().run()
     assert any("Cannot reach the endpoint" in unescaped(e.value) for e in app.error)
     assert not app.exception
+
+
+# --- the Playground on an endpoint ----------------------------------------------------------
+
+P = "keep.playground."
+
+
+@pytest.fixture
+def playground_app(db):
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    at.radio(key=P + "backend").set_value("Served endpoint").run()
+    assert not at.exception
+    return at
+
+
+def test_the_playground_streams_a_served_answer_scores_and_stores_it(playground_app, db):
+    at = playground_app
+    with StubServer([("ok", "Amanda baked cookies and will bring Jerry some tomorrow.")]) as server:
+        at.text_input(key=P + "endpoint.url").set_value(server.base_url)
+        at.text_input(key=P + "endpoint.model").set_value("smol").run()
+        assert not at.error
+        button(at, "Run").click().run()
+        assert not at.exception and not at.error
+    (request,) = server.requests
+    assert request["body"]["stream"] is True
+    assert request["body"]["prompt"].rstrip() == at.code[0].value.rstrip()  # the prompt shown
+    captions = " ".join(unescaped(c.value) for c in at.caption)
+    assert "stored as experiment 1" in captions and "run with the local model" in captions
+    assert "Per-token confidence" not in [t.label for t in at.toggle]  # needs local weights
+    with session_scope(db) as session:
+        (record,) = queries.list_experiments(session=session)
+        (result,) = queries.results_of(session=session, experiment_id=record.id)
+    assert (record.backend, record.endpoint) == ("served", f"{server.base_url} (smol)")
+    assert result.output == "Amanda baked cookies and will bring Jerry some tomorrow."
+    assert result.output in [t.value for t in at.text]
+    rouge_l = float(next(m.value for m in at.metric if m.label == "rougeL"))
+    assert result.rougeL == pytest.approx(rouge_l, abs=1e-4) and rouge_l > 0
+
+
+def test_the_playground_refuses_what_the_endpoint_cannot_honour_and_falls_back_to_nothing(
+    playground_app,
+):
+    at = playground_app
+    at.text_input(key=P + "endpoint.url").set_value("not a url").run()
+    assert any("must start with http://" in unescaped(e.value) for e in at.error)
+    assert not [b for b in at.button if b.label == "Run"]  # no local run in its place
+    with StubServer() as server:
+        at.text_input(key=P + "endpoint.url").set_value(server.base_url)
+        at.text_input(key=P + "endpoint.model").set_value("smol").run()
+        at.selectbox(key=P + "endpoint.server").set_value("openai").run()
+        at.toggle(key=P + "do_sample").set_value(True).run()
+        assert any("top_k=50" in unescaped(e.value) for e in at.error)
+        assert button(at, "Run").disabled
+    assert not server.requests
