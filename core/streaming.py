@@ -39,6 +39,7 @@ class TokenStream:
     ) -> None:
         self.loaded, self.prompt, self.settings = loaded, prompt, settings
         self.result: Output | None = None
+        self.counted_here = False  # as ServedStream has it: here the tokens are always counted
         self._error: BaseException | None = None
         self._streamer = TextIteratorStreamer(
             loaded.tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=timeout_s

@@ -185,7 +185,7 @@ if backend_ready and settings is not None and design is not None and data is not
                 settings=settings,
                 request=request,
                 served=endpoint is not None,
-                counted_here=getattr(stream, "counted_here", False),
+                counted_here=stream.counted_here,
             )
         last = st.session_state.get(LAST)
         if last:
