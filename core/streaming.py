@@ -39,7 +39,7 @@ class TokenStream:
     ) -> None:
         self.loaded, self.prompt, self.settings = loaded, prompt, settings
         self.result: Output | None = None
-        self.counted_here = False  # as ServedStream has it: here the tokens are always counted
+        self.counted_here = False  # as in ServedStream; the generated ids are counted, not text
         self._error: BaseException | None = None
         self._streamer = TextIteratorStreamer(
             loaded.tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=timeout_s
