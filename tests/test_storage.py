@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, inspect, text
 
 from core.data import Dataset, Example, load_builtin
@@ -24,7 +26,7 @@ from storage.db import (
     parse_database_url,
     session_scope,
 )
-from storage.schema import utcnow
+from storage.schema import Base, utcnow
 from tests.test_compare import store_experiment
 
 pytestmark = pytest.mark.both_databases
@@ -51,6 +53,14 @@ def test_first_use_creates_the_schema_through_migrations(db):
     assert {"datasets", "examples", "experiments", "results", "studies", "prompt_designs"} <= tables
     with engine.connect() as conn:
         assert conn.execute(text("select version_num from alembic_version")).scalar() == "0003"
+
+
+def test_the_migrated_schema_is_the_one_the_models_describe(db):
+    engine = get_engine(db)
+    options = {"compare_type": True, "compare_server_default": True}
+    with engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts=options)
+        assert compare_metadata(context, Base.metadata) == []
 
 
 def test_each_database_param_opens_that_kind_of_database(db, request):
