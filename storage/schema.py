@@ -169,9 +169,8 @@ class ResultRecord(Base):
     batch_size: Mapped[int] = mapped_column(Integer, default=1)
     batch_index: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(Text)
-    attempts: Mapped[int] = mapped_column(
-        Integer, default=1, server_default="1"
-    )  # served: requests
+    # Requests sent for the example (served backend); 1 for rows from before it existed.
+    attempts: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     # Each answer token's id and probability, when the run asked for them (core.confidence).
     token_confidence: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
