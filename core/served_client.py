@@ -186,12 +186,13 @@ def run_concurrently(
     *,
     error_budget: int,
     should_stop: Callable[[], bool] | None = None,
+    on_idle: Callable[[], None] | None = None,
 ) -> Iterator[tuple[int, Output | Failure]]:
     """(index into `prompts`, its output or failure) as each request ends, with at most
     `concurrency` in flight. New requests stop once should_stop() is true or more than
     `error_budget` have failed; the requests in flight are still collected (but one waiting to
     be retried is dropped, left for a later resume), and then BudgetExceeded is raised for a
-    blown budget."""
+    blown budget. `on_idle` is called every POLL_S that passes with no request ending."""
     failures, last_error = 0, ""
     pending: dict[Future, int] = {}
     queue = iter(range(len(prompts)))
@@ -207,6 +208,8 @@ def run_concurrently(
         while pending:
             # A timeout too, so that a stop reaches requests waiting to retry within POLL_S.
             done, _ = wait(pending, timeout=POLL_S, return_when=FIRST_COMPLETED)
+            if not done and on_idle is not None:
+                on_idle()
             finished: list[tuple[int, Output | Failure]] = []
             for future in done:
                 i = pending.pop(future)

@@ -53,25 +53,17 @@ def serve_all(
         stopped = stopped or bool(should_stop and should_stop())
         return stopped
 
-    waiting: list[tuple[RenderedPrompt, Output | Failure]] = []
-    last_flush = time.monotonic()
+    store = _Store(experiment_id, spec, where, db_url, total, on_progress, done)
     try:
         budget = int(endpoint.error_budget * len(prompts))
         for index, result in run_concurrently(
-            client, prompts, error_budget=budget, should_stop=stop_now
+            client, prompts, error_budget=budget, should_stop=stop_now, on_idle=store.flush_if_due
         ):
-            waiting.append((prompts[index], result))
-            if len(waiting) >= FLUSH_EVERY_N or time.monotonic() - last_flush > FLUSH_EVERY_S:
-                done = _store(experiment_id, spec, waiting, where, db_url)
-                waiting, last_flush = [], time.monotonic()
-                if on_progress:
-                    on_progress(done, total)
+            store.add(prompts[index], result)
     finally:
         client.close()
-        if waiting:  # whatever came back before an error is kept
-            done = _store(experiment_id, spec, waiting, where, db_url)
-            if on_progress:
-                on_progress(done, total)
+        store.flush()  # whatever came back before an error is kept
+    done = store.done
     if stopped and done < total:
         recording.update(db_url, experiment_id, status="interrupted", finished_at=utcnow())
         return "interrupted"
@@ -79,30 +71,53 @@ def serve_all(
     return "completed"
 
 
-def _store(
-    experiment_id: int,
-    spec: RunSpec,
-    results: list[tuple[RenderedPrompt, Output | Failure]],
-    where: recording.Where,
-    db_url: str | None,
-) -> int:
-    answered = [(p, r) for p, r in results if isinstance(r, Output)]
-    failed = [(p, r) for p, r in results if isinstance(r, Failure)]
-    done = 0
-    if answered:
-        done = recording.store_outputs(
-            experiment_id,
-            spec,
-            [p for p, _ in answered],
-            [r for _, r in answered],
-            where,
-            db_url,
-        )
-    if failed:
-        done = recording.store_failures(
-            experiment_id, [(p, f.error, f.attempts) for p, f in failed], where, db_url
-        )
-    return done
+class _Store:
+    """Answers as they come back, stored (and scored) in groups: when 16 are waiting, or when
+    one has waited a second, even if no other answer arrives meanwhile."""
+
+    def __init__(self, experiment_id, spec, where, db_url, total, on_progress, done) -> None:
+        self.experiment_id, self.spec, self.where, self.db_url = experiment_id, spec, where, db_url
+        self.total, self.on_progress, self.done = total, on_progress, done
+        self.waiting: list[tuple[RenderedPrompt, Output | Failure]] = []
+        self.since = time.monotonic()  # when the oldest waiting answer came back
+
+    def add(self, prompt: RenderedPrompt, result: Output | Failure) -> None:
+        if not self.waiting:
+            self.since = time.monotonic()
+        self.waiting.append((prompt, result))
+        if len(self.waiting) >= FLUSH_EVERY_N:
+            self.flush()
+        else:
+            self.flush_if_due()
+
+    def flush_if_due(self) -> None:
+        if self.waiting and time.monotonic() - self.since >= FLUSH_EVERY_S:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.waiting:
+            return
+        answered = [(p, r) for p, r in self.waiting if isinstance(r, Output)]
+        failed = [(p, r) for p, r in self.waiting if isinstance(r, Failure)]
+        self.waiting = []
+        if answered:
+            self.done = recording.store_outputs(
+                self.experiment_id,
+                self.spec,
+                [p for p, _ in answered],
+                [r for _, r in answered],
+                self.where,
+                self.db_url,
+            )
+        if failed:
+            self.done = recording.store_failures(
+                self.experiment_id,
+                [(p, f.error, f.attempts) for p, f in failed],
+                self.where,
+                self.db_url,
+            )
+        if self.on_progress:
+            self.on_progress(self.done, self.total)
 
 
 def _httpx_version() -> str:

@@ -7,6 +7,7 @@ paths against llama-cpp-python's real server are in test_served_llama.py."""
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import replace
 
 import pytest
@@ -363,6 +364,28 @@ def test_a_served_run_records_backend_endpoint_and_failures_and_retries_only_tho
     assert all(r.rougeL is not None for r in results)
     with pytest.raises(PromptLabError, match="no failed examples"):
         experiments.retry_failed(experiment_id, db_url=db)
+
+
+def test_an_answer_is_stored_within_about_a_second_while_the_others_are_still_out(db, served_spec):
+    sent: list[float] = []
+
+    def answer(body):
+        sent.append(time.monotonic())
+        return ("ok", "quick") if len(sent) == 1 else ("sleep", 5.0, ("ok", "slow"))
+
+    progress: list[tuple[int, float]] = []
+    with StubServer(default=answer) as server:
+        spec = replace(served_spec, limit=2, endpoint=endpoint(server.base_url, concurrency=2))
+        experiment_id = experiments.create(spec, db_url=db)
+        experiments.execute(
+            experiment_id,
+            db_url=db,
+            on_progress=lambda done, _: progress.append((done, time.monotonic())),
+        )
+    first_stored = next(moment for done, moment in progress if done == 1)
+    # Stored about FLUSH_EVERY_S after it came back, not when the slow answer did (5 s).
+    assert first_stored - sent[0] < 3.0, progress
+    assert stored(db, experiment_id)[0].n_done == 2
 
 
 def test_a_run_past_its_error_budget_fails_and_keeps_every_answer_it_had(db, served_spec):
