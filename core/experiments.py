@@ -295,7 +295,7 @@ def record_outputs(
         model_revision=loaded.revision,
         device=loaded.device,
         dtype=loaded.dtype,
-        library_versions=recording.library_versions(),
+        library_versions=recording.library_versions(served=spec.endpoint is not None),
     )
     where = {ex.id: (position[ex.id], ex.reference) for ex, _, _ in pairs}
     prompts = [replace(prompt, example_id=ex.id) for ex, prompt, _ in pairs]

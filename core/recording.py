@@ -205,12 +205,18 @@ def update(db_url: str | None, experiment_id: int, **fields: Any) -> None:
         queries.update_experiment(session=session, experiment_id=experiment_id, **fields)
 
 
-def library_versions() -> dict[str, str]:
-    """The versions that decide a run's outputs, recorded with it."""
+def library_versions(*, served: bool = False) -> dict[str, str]:
+    """The versions that decide a run's outputs, recorded with it (and the HTTP client's, for a
+    run on an endpoint)."""
     import sqlalchemy
 
-    return {
+    versions = {
         **models.library_versions(),
         "python": platform.python_version(),
         "sqlalchemy": sqlalchemy.__version__,
     }
+    if served:
+        import httpx
+
+        versions["httpx"] = httpx.__version__
+    return versions

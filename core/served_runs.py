@@ -38,7 +38,7 @@ def serve_all(
         model_revision=prompter.revision,
         device="server",
         dtype=None,
-        library_versions={**recording.library_versions(), "httpx": _httpx_version()},
+        library_versions=recording.library_versions(served=True),
     )
     prompts, where, done = recording.render_todo(
         experiment_id, spec, todo, pool, prompter, done, db_url
@@ -118,9 +118,3 @@ class _Store:
             )
         if self.on_progress:
             self.on_progress(self.done, self.total)
-
-
-def _httpx_version() -> str:
-    import httpx
-
-    return httpx.__version__

@@ -344,7 +344,7 @@ def test_a_served_run_records_backend_endpoint_and_failures_and_retries_only_tho
         experiment_id = experiments.run(spec, db_url=db)
         record, results = stored(db, experiment_id)
         assert (record.status, record.backend) == ("completed", "served")
-        assert record.endpoint == f"{server.base_url} (smol)"
+        assert record.endpoint == f"{server.base_url} (smol)" and "httpx" in record.library_versions
         assert record.aggregates["n_failed"] == 2
         failed = [r for r in results if r.finish_reason == "error"]
         assert len(failed) == 2 and all("HTTP 400" in r.error for r in failed)

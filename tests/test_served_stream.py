@@ -144,6 +144,7 @@ def test_a_served_playground_run_is_stored_as_a_served_experiment(db, tiny_causa
         record = queries.get_experiment(session=session, experiment_id=stored)
         (result,) = queries.results_of(session=session, experiment_id=stored)
     assert (record.status, record.backend, record.device) == ("completed", "served", "server")
+    assert "httpx" in record.library_versions
     assert record.endpoint == f"{server.base_url} (smol)"
     assert result.output == "They greet." and result.rouge1 == pytest.approx(1.0)
     assert isinstance(example, Example) and result.example_key == example.id
