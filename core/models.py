@@ -227,17 +227,10 @@ def prompt_tokenizer(request: ModelRequest) -> LoadedModel:
     started = time.perf_counter()
     try:
         if _is_gguf(model_id):
-            path = embedded_gguf_path() if model_id == EMBEDDED else _existing_file(model_id)
-            tokenizer, config, revision = gguf_cache.load_tokenizer(path)
+            tokenizer, config, revision = gguf_cache.load_tokenizer(_gguf_path(model_id))
             kind: ModelKind = "causal"
         else:
-            local = _local_folder(model_id)
-            offline = local is None and not hub_reachable()
-            src = str(local) if local else model_id
-            common = dict(trust_remote_code=trust, local_files_only=offline)
-            config = AutoConfig.from_pretrained(src, **common)
-            kind = model_kind(config, model_id)
-            tokenizer = AutoTokenizer.from_pretrained(src, **common)
+            _, _, config, kind, tokenizer = _config_and_tokenizer(model_id, trust)
             revision = getattr(config, "_commit_hash", None)
     except PromptLabError:
         raise
@@ -263,20 +256,32 @@ def prompt_tokenizer(request: ModelRequest) -> LoadedModel:
 def _load_source(req: ModelRequest, cache_dir: Path | None) -> tuple:
     dtype = DTYPES[req.dtype]
     if _is_gguf(req.model_id):
-        path = embedded_gguf_path() if req.model_id == EMBEDDED else _existing_file(req.model_id)
+        path = _gguf_path(req.model_id)
         model, tokenizer, sha, from_cache = gguf_cache.load(path, cache_dir=cache_dir)
         model = model.to(device=req.device, dtype=dtype)
         return model, tokenizer, "causal", model.config, sha, from_cache
-    local = _local_folder(req.model_id)
-    offline = local is None and not hub_reachable()
-    src = str(local) if local else req.model_id
-    common = dict(trust_remote_code=req.trust_remote_code, local_files_only=offline)
-    config = AutoConfig.from_pretrained(src, **common)
-    kind = model_kind(config, req.model_id)
+    src, common, config, kind, tokenizer = _config_and_tokenizer(
+        req.model_id, req.trust_remote_code
+    )
     auto = AutoModelForSeq2SeqLM if kind == "seq2seq" else AutoModelForCausalLM
-    tokenizer = AutoTokenizer.from_pretrained(src, **common)
     model = auto.from_pretrained(src, dtype=dtype, **common).to(req.device)
     return model, tokenizer, kind, config, getattr(config, "_commit_hash", None), False
+
+
+def _config_and_tokenizer(model_id: str, trust: bool) -> tuple:
+    """(where to load from, the loading options, config, kind, tokenizer) of a Hub id or a local
+    folder; offline, only what the Hub cache already holds."""
+    local = _local_folder(model_id)
+    offline = local is None and not hub_reachable()
+    src = str(local) if local else model_id
+    common = dict(trust_remote_code=trust, local_files_only=offline)
+    config = AutoConfig.from_pretrained(src, **common)
+    kind = model_kind(config, model_id)
+    return src, common, config, kind, AutoTokenizer.from_pretrained(src, **common)
+
+
+def _gguf_path(model_id: str) -> Path:
+    return embedded_gguf_path() if model_id == EMBEDDED else _existing_file(model_id)
 
 
 def _is_gguf(model_id: str) -> bool:

@@ -284,13 +284,7 @@ def add_results(*, session: Session, experiment_id: int, results: Iterable[dict[
         records.append(ResultRecord(experiment_id=experiment_id, **fields))
     session.add_all(records)
     session.flush()
-    done = session.scalar(
-        select(func.count(ResultRecord.id)).where(ResultRecord.experiment_id == experiment_id)
-    )
-    update_experiment(
-        session=session, experiment_id=experiment_id, n_done=done, heartbeat_at=utcnow()
-    )
-    return done
+    return _recount(session, experiment_id, heartbeat_at=utcnow())
 
 
 def set_token_confidence(
@@ -327,11 +321,17 @@ def forget_failed(*, session: Session, experiment_id: int) -> int:
     for record in failed:
         session.delete(record)
     session.flush()
+    _recount(session, experiment_id)
+    return len(failed)
+
+
+def _recount(session: Session, experiment_id: int, **also: Any) -> int:
+    """Set an experiment's progress to the results it holds (and `also`); returns that count."""
     done = session.scalar(
         select(func.count(ResultRecord.id)).where(ResultRecord.experiment_id == experiment_id)
     )
-    update_experiment(session=session, experiment_id=experiment_id, n_done=done)
-    return len(failed)
+    update_experiment(session=session, experiment_id=experiment_id, n_done=done, **also)
+    return done
 
 
 def results_of(*, session: Session, experiment_id: int) -> list[ResultRecord]:

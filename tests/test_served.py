@@ -23,6 +23,7 @@ from core.settings import GenerationSettings
 from storage import queries
 from storage.db import dispose_all, session_scope
 from tests.served_stub import StubServer
+from tests.test_experiments import stored
 
 GREEDY = GenerationSettings(max_new_tokens=20, seed=3)
 SAMPLING = GenerationSettings(
@@ -320,12 +321,6 @@ def served_spec(tiny_causal_dir):
         settings=GenerationSettings(max_new_tokens=6),
         limit=6,
     )
-
-
-def stored(db, experiment_id):
-    with session_scope(db) as session:
-        record = queries.get_experiment(session=session, experiment_id=experiment_id)
-        return record, queries.results_of(session=session, experiment_id=experiment_id)
 
 
 def test_a_served_run_records_backend_endpoint_and_failures_and_retries_only_those(db, served_spec):

@@ -24,10 +24,9 @@ from core.served import Endpoint, map_settings, probe
 from core.served_client import BudgetExceeded, Client
 from core.served_stream import ServedStream
 from core.settings import GenerationSettings
-from storage import queries
-from storage.db import session_scope
 from tests.llama_server import SERVED_NAME, llama_server
 from tests.served_stub import StubServer
+from tests.test_experiments import stored
 
 pytestmark = pytest.mark.slow
 KEY_ENV = "PROMPT_LAB_TEST_LLAMA_KEY"
@@ -59,12 +58,6 @@ SPEC = RunSpec(
 )
 
 
-def results(db, experiment_id):
-    with session_scope(db) as session:
-        record = queries.get_experiment(session=session, experiment_id=experiment_id)
-        return record, queries.results_of(session=session, experiment_id=experiment_id)
-
-
 def common_prefix_words(a: str, b: str) -> int:
     n = 0
     for x, y in zip(a.split(), b.split(), strict=False):
@@ -93,8 +86,8 @@ def where_they_part(loaded, prompt_text: str, served_output: str) -> tuple[int, 
 def test_greedy_outputs_through_the_server_against_the_local_backend(db, server, embedded):
     served_id = experiments.run(replace(SPEC, endpoint=endpoint(server)), db_url=db)
     local_id = experiments.run(SPEC, db_url=db)
-    served, served_results = results(db, served_id)
-    local, local_results = results(db, local_id)
+    served, served_results = stored(db, served_id)
+    local, local_results = stored(db, local_id)
     assert (served.status, served.backend, local.backend) == ("completed", "served", "local")
     assert served.endpoint == f"{server} ({SERVED_NAME})"
     # The same prompts went out, and the server counted the same tokens in each: the chat
@@ -128,7 +121,7 @@ def test_greedy_outputs_through_the_server_against_the_local_backend(db, server,
         step, rank, gap = parting
         assert rank <= 3 and gap < 0.1, parting
     again = experiments.rerun(served_id, db_url=db)
-    assert [r.output for r in results(db, again)[1]] == [r.output for r in served_results]
+    assert [r.output for r in stored(db, again)[1]] == [r.output for r in served_results]
 
 
 def test_a_flaky_proxy_before_the_real_server_costs_retries_not_answers(db, server, embedded):
@@ -137,10 +130,10 @@ def test_a_flaky_proxy_before_the_real_server_costs_retries_not_answers(db, serv
     with StubServer(script, default=("forward",), upstream=server.removesuffix("/v1")) as proxy:
         spec = replace(SPEC, limit=4, endpoint=endpoint(proxy.base_url, concurrency=2))
         flaky = experiments.run(spec, db_url=db)
-    record, flaky_results = results(db, flaky)
+    record, flaky_results = stored(db, flaky)
     assert record.status == "completed" and record.aggregates["n_failed"] == 0
     assert sum(r.attempts for r in flaky_results) == 4 + 3  # three scripted failures retried
-    assert [r.output for r in flaky_results] == [r.output for r in results(db, direct)[1]]
+    assert [r.output for r in flaky_results] == [r.output for r in stored(db, direct)[1]]
 
 
 def test_a_missing_key_is_refused_by_the_server_and_explained(db, server, embedded):
@@ -149,21 +142,21 @@ def test_a_missing_key_is_refused_by_the_server_and_explained(db, server, embedd
         probe(keyless)
     with pytest.raises(BudgetExceeded, match="HTTP 401"):
         experiments.run(replace(SPEC, limit=2, endpoint=keyless), db_url=db)
-    record, stored = results(db, 1)
-    assert record.status == "failed" and all(r.finish_reason == "error" for r in stored)
+    record, kept = stored(db, 1)
+    assert record.status == "failed" and all(r.finish_reason == "error" for r in kept)
     assert probe(endpoint(server)) == [SERVED_NAME]
 
 
 def test_the_chat_api_gets_the_answers_the_completions_api_gets(db, server, embedded):
     chat = experiments.run(replace(SPEC, limit=4, endpoint=endpoint(server, api="chat")), db_url=db)
     text = experiments.run(replace(SPEC, limit=4, endpoint=endpoint(server)), db_url=db)
-    chat_outputs = [r.output for r in results(db, chat)[1]]
-    text_outputs = [r.output for r in results(db, text)[1]]
+    chat_outputs = [r.output for r in stored(db, chat)[1]]
+    text_outputs = [r.output for r in stored(db, text)[1]]
     print(f"\nchat vs completions: {sum(map(str.__eq__, chat_outputs, text_outputs))}/4 equal")
     assert all(o.strip() for o in chat_outputs)
     # The server's own template is the GGUF's, the one used here: the same prompt tokens.
-    assert [r.prompt_tokens for r in results(db, chat)[1]] == [
-        r.prompt_tokens for r in results(db, text)[1]
+    assert [r.prompt_tokens for r in stored(db, chat)[1]] == [
+        r.prompt_tokens for r in stored(db, text)[1]
     ]
 
 
@@ -177,7 +170,7 @@ def test_seeded_sampling_through_the_server_repeats_and_the_seed_matters(db, ser
     first = experiments.run(sampled, db_url=db)
     second = experiments.run(sampled, db_url=db)
     other = experiments.run(replace(sampled, settings=sampled.settings.with_(seed=8)), db_url=db)
-    outputs = [[r.output for r in results(db, i)[1]] for i in (first, second, other)]
+    outputs = [[r.output for r in stored(db, i)[1]] for i in (first, second, other)]
     assert outputs[0] == outputs[1]
     assert outputs[0] != outputs[2]
 
