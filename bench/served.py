@@ -25,10 +25,10 @@ from core.generation import default_batch_size
 from core.prompts import PRESETS
 from core.served import Endpoint
 from core.settings import GenerationSettings
+from devtools.llama_server import SERVED_NAME, llama_server
+from devtools.served_stub import StubServer
 from storage import queries
 from storage.db import session_scope
-from tests.llama_server import SERVED_NAME, llama_server
-from tests.served_stub import StubServer
 
 
 def timed_run(spec: RunSpec, db: str) -> tuple[float, list]:

@@ -20,9 +20,9 @@ from core.prompts import PRESETS, RenderedPrompt
 from core.served import Endpoint, check_run, map_settings
 from core.served_client import BudgetExceeded, Client, Failure, RequestFailed, run_concurrently
 from core.settings import GenerationSettings
+from devtools.served_stub import StubServer
 from storage import queries
 from storage.db import dispose_all, session_scope
-from tests.served_stub import StubServer
 from tests.test_experiments import stored
 
 GREEDY = GenerationSettings(max_new_tokens=20, seed=3)

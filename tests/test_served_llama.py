@@ -24,8 +24,8 @@ from core.served import Endpoint, map_settings, probe
 from core.served_client import BudgetExceeded, Client
 from core.served_stream import ServedStream
 from core.settings import GenerationSettings
-from tests.llama_server import SERVED_NAME, llama_server
-from tests.served_stub import StubServer
+from devtools.llama_server import SERVED_NAME, llama_server
+from devtools.served_stub import StubServer
 from tests.test_experiments import stored
 
 pytestmark = pytest.mark.slow

@@ -17,9 +17,9 @@ from core.served import map_settings
 from core.served_client import Client
 from core.served_stream import ServedStream
 from core.settings import GenerationSettings
+from devtools.served_stub import StubServer
 from storage import queries
 from storage.db import session_scope
-from tests.served_stub import StubServer
 from tests.test_served import GREEDY, endpoint, prompt
 
 

@@ -10,9 +10,9 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from core import jobs
+from devtools.served_stub import StubServer
 from storage import queries
 from storage.db import session_scope
-from tests.served_stub import StubServer
 from tests.ui.shown import unescaped
 from tests.ui.test_experiments_page import button, wait_for_jobs
 
