@@ -7,6 +7,7 @@ from typing import Any
 import streamlit as st
 
 from core.data import Example
+from core.escapes import escape_field, read_field
 from core.prompts import PRESETS, PromptDesign
 from core.settings import GenerationSettings
 from ui.state import kept, key
@@ -41,7 +42,7 @@ def fill_design(page: str, design: PromptDesign) -> None:
     values = dict(
         instruction=design.instruction,
         example_format=design.example_format,
-        separator=design.separator.encode("unicode_escape").decode(),
+        separator=escape_field(design.separator),
         shots=design.shots,
         selection=design.selection,
         selection_seed=design.selection_seed,
@@ -124,7 +125,10 @@ def design_inputs(page: str, pool: Sequence[Example]) -> PromptDesign:
     with st.expander("Template, separator and fitting"):
         st.toggle("Use the model's chat template", **kept(page, "use_chat_template"))
         st.text_input("System prompt (empty: the template's own)", **kept(page, "system_prompt"))
-        st.text_input("Separator between parts (\\n is a newline)", **kept(page, "separator"))
+        st.text_input(
+            "Separator between parts (\\n a newline, \\t a tab, \\\\ a backslash)",
+            **kept(page, "separator"),
+        )
         st.selectbox(
             "When the prompt does not fit",
             ["drop_shots", "truncate_input", "refuse"],
@@ -139,7 +143,7 @@ def _design(page: str) -> PromptDesign:
     return PromptDesign(
         instruction=value("instruction"),
         example_format=value("example_format"),
-        separator=value("separator").encode().decode("unicode_escape"),
+        separator=read_field(value("separator")),
         shots=int(value("shots")),
         selection=selection,
         selection_seed=int(value("selection_seed")),

@@ -127,3 +127,13 @@ def test_tokens_confidence_and_the_sampling_inspector_after_a_run(app, db):
     stages = [c.value for c in app.caption if "tokens left" in c.value]
     assert stages[0].startswith("model (raw softmax): 49152 tokens left")
     assert stages[1].startswith("after top_k=50 (not applied: greedy): 50 tokens left")
+
+
+def test_a_dash_and_a_trailing_backslash_in_the_separator_are_sent_as_typed(app):
+    separator = app.text_input(key="keep.playground.separator")
+    separator.set_value(" — ").run()
+    assert not app.exception and not app.error
+    assert "conversation. — " in app.code[0].value and "â" not in app.code[0].value
+    app.text_input(key="keep.playground.separator").set_value("\\n--\\").run()
+    assert not app.exception and not app.error
+    assert "conversation.\n--\\" in app.code[0].value
