@@ -215,7 +215,8 @@ def execute(
     on_progress: Progress | None = None,
     should_stop: StopCheck | None = None,
 ) -> str:
-    """Generate, score and store every unfinished example; returns the final status."""
+    """Generate, score and store every unfinished example; returns the final status. An
+    experiment that cannot start (its dataset or examples gone) is failed with the reason."""
     spec, todo, pool, done, total = _start(experiment_id, db_url)
     try:
         if spec.endpoint is not None:
@@ -240,9 +241,22 @@ def execute(
     except BaseException as exc:
         status = "failed" if isinstance(exc, Exception) else "interrupted"
         recording.update(
-            db_url, experiment_id, status=status, error=str(exc)[:2000], finished_at=utcnow()
+            db_url, experiment_id, status=status, error=_reason(exc), finished_at=utcnow()
         )
         raise
+
+
+def _reason(exc: BaseException) -> str | None:
+    """What a stopped experiment keeps as its error: a sentence for its reader, never a
+    traceback or the text of an unexpected exception (it may hold paths); that goes to the log."""
+    if isinstance(exc, PromptLabError):
+        return str(exc)[:2000]
+    if isinstance(exc, Exception):
+        return (
+            f"Something went wrong inside Prompt Lab ({type(exc).__name__}); the details are "
+            "in the app's log."
+        )
+    return None  # interrupted (Ctrl-C, a stop): not an error
 
 
 def _generate_all(
@@ -313,30 +327,38 @@ def _keys_of(experiment_id: int, db_url: str | None) -> list[str]:
 
 
 def _start(experiment_id: int, db_url: str | None):
+    """Check that an experiment can run, then mark it running; a check that fails marks it
+    failed with the reason instead, so that it never stays "running" without a worker."""
     with session_scope(db_url) as session:
         record = queries.get_experiment(session=session, experiment_id=experiment_id)
         spec = RunSpec.from_dict(record.spec)
         finished = queries.finished_keys(session=session, experiment_id=experiment_id)
-        keys = record.example_keys
-        queries.update_experiment(
-            session=session,
-            experiment_id=experiment_id,
-            status="running",
-            error=None,
-            pid=os.getpid(),
-            host=socket.gethostname(),
-            started_at=record.started_at or utcnow(),
-            heartbeat_at=utcnow(),
-            finished_at=None,
+        keys, started_at = list(record.example_keys), record.started_at
+    try:
+        dataset = get_dataset(spec.dataset, db_url=db_url)
+        pool = pool_of(spec, dataset, db_url=db_url)
+        by_id = {ex.id: ex for ex in dataset.examples}
+        missing = [k for k in keys if k not in by_id]
+        if missing:
+            raise PromptLabError(
+                f"Dataset '{spec.dataset}' no longer has example(s) {', '.join(missing[:5])}."
+            )
+    except PromptLabError as exc:
+        recording.update(
+            db_url, experiment_id, status="failed", error=_reason(exc), finished_at=utcnow()
         )
-    dataset = get_dataset(spec.dataset, db_url=db_url)
-    pool = pool_of(spec, dataset, db_url=db_url)
-    by_id = {ex.id: ex for ex in dataset.examples}
-    missing = [k for k in keys if k not in by_id]
-    if missing:
-        raise PromptLabError(
-            f"Dataset '{spec.dataset}' no longer has example(s) {', '.join(missing[:5])}."
-        )
+        raise
+    recording.update(
+        db_url,
+        experiment_id,
+        status="running",
+        error=None,
+        pid=os.getpid(),
+        host=socket.gethostname(),
+        started_at=started_at or utcnow(),
+        heartbeat_at=utcnow(),
+        finished_at=None,
+    )
     todo = [(keys.index(k), by_id[k]) for k in keys if k not in finished]
     return spec, todo, pool, len(finished), len(keys)
 

@@ -38,10 +38,15 @@ class Job:
     started: float = field(default_factory=time.monotonic)
     ended: float | None = None
     _cancel: threading.Event = field(default_factory=threading.Event, repr=False)
+    _ended: threading.Event = field(default_factory=threading.Event, repr=False)
 
     @property
     def finished(self) -> bool:
         return self.status != "running"
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the job's thread has ended; whether it did within `timeout` seconds."""
+        return self._ended.wait(timeout)
 
     def elapsed_s(self) -> float:
         return (self.ended or time.monotonic()) - self.started
@@ -155,6 +160,7 @@ def _work(job: Job, db_url: str | None) -> None:
         job.error = "Something went wrong inside Prompt Lab; the details are in the app's log."
     finally:
         job.current, job.ended = None, time.monotonic()
+        job._ended.set()
 
 
 def _progress(job: Job, before: int) -> Callable[[int, int], None]:
