@@ -4,14 +4,17 @@ broken body. It is a real HTTP server (the client under test speaks real HTTP to
 answers are scripted. It can also forward to a real server, as a flaky proxy in front of it.
 
 Each behaviour is a tuple: ("ok", text[, finish_reason[, extra choice fields]]),
-("status", code[, retry_after]), ("sleep", seconds, then_behaviour), ("drop",),
-("garbage",), ("forward",). When the script runs out, `default` answers.
+("status", code[, retry_after]), ("sleep", seconds, then_behaviour), ("hold", event,
+then_behaviour), ("drop",), ("garbage",), ("forward",). When the script runs out, `default`
+answers. "hold" answers once the threading.Event is set (or the server closes, which sets it), so
+a test decides when an answer comes instead of guessing how long something else takes.
 
 A request with "stream": true gets "ok" as server-sent events, a word a chunk, with the token
 counts last when asked for (`stream_usage`). Failures once the answer has begun:
-("cut", text) sends half the words and drops the connection; ("stall", text, seconds) sends
-half and falls silent; ("stream_error", text, message) sends half and then an error event;
-("bad_event", text) sends half and then an event that is not JSON.
+("cut", text) sends half the words and drops the connection; ("stall", text, seconds or event)
+sends half and falls silent (for that long, or until the Event is set); ("stream_error", text,
+message) sends half and then an error event; ("bad_event", text) sends half and then an event
+that is not JSON.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
+
+HOLD_LIMIT_S = 300.0  # a held answer goes out after this at the latest: a guard against a hang
 
 
 class StubServer:
@@ -47,6 +52,7 @@ class StubServer:
         self.in_flight = 0
         self.max_in_flight = 0
         self._lock = threading.Lock()
+        self._held: list[threading.Event] = []  # set on close: no handler outlives the server
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.httpd.daemon_threads = True
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
@@ -60,8 +66,19 @@ class StubServer:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        with self._lock:
+            for event in self._held:
+                event.set()
         self.httpd.shutdown()
         self.httpd.server_close()
+
+    def _pause(self, until: float | threading.Event) -> None:
+        if isinstance(until, threading.Event):
+            with self._lock:
+                self._held.append(until)
+            until.wait(HOLD_LIMIT_S)
+        else:
+            time.sleep(until)
 
     def _next(self, body: dict[str, Any]) -> tuple:
         with self._lock:
@@ -101,8 +118,8 @@ class StubServer:
 
             def _answer(self, behaviour: tuple, body: dict[str, Any], raw: bytes) -> None:
                 kind = behaviour[0]
-                if kind == "sleep":
-                    time.sleep(behaviour[1])
+                if kind in ("sleep", "hold"):
+                    stub._pause(behaviour[1])
                     return self._answer(behaviour[2], body, raw)
                 if kind == "drop":
                     self.close_connection = True
@@ -163,7 +180,7 @@ class StubServer:
                     self.connection.shutdown(2)
                     return
                 if kind == "stall":
-                    time.sleep(behaviour[2])
+                    stub._pause(behaviour[2])
                     return
                 if kind == "bad_event":
                     event("{not json")
