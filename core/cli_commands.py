@@ -193,16 +193,12 @@ def _model_line(record: ExperimentRecord) -> str:
 def delete(args: Namespace) -> int:
     ids = list(dict.fromkeys(args.ids))
     listed = ", ".join(map(str, ids))
-    with session_scope(args.db_url) as session:
-        found = {r.id for r in queries.list_experiments(session=session, ids=ids)}
-    missing = [i for i in ids if i not in found]
-    if missing:
-        raise PromptLabError(f"There is no experiment {', '.join(map(str, missing))}.")
+    with session_scope(args.db_url) as session:  # refused before asking: unknown or running
+        experiments.check_deletable(session=session, experiment_ids=ids)
     if not args.yes and not confirm(f"Delete experiment(s) {listed} and their results? [y/N] "):
         print("nothing deleted", file=sys.stderr)
         return EXIT_ERROR
-    with session_scope(args.db_url) as session:
-        queries.delete_experiments(session=session, experiment_ids=ids)
+    experiments.delete(ids, db_url=args.db_url)
     print(f"deleted experiment(s) {listed}")
     return EXIT_OK
 

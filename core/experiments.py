@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -198,6 +198,46 @@ def copy(experiment_id: int, *, db_url: str | None = None) -> int:
         record = queries.get_experiment(session=session, experiment_id=experiment_id)
         spec, keys, study_id = RunSpec.from_dict(record.spec), record.example_keys, record.study_id
     return create(spec, db_url=db_url, study_id=study_id, example_keys=keys)
+
+
+def delete(
+    experiment_ids: Sequence[int], *, db_url: str | None = None, busy: Collection[int] = ()
+) -> int:
+    """Delete experiments and their results, all or none; how many went. One that is running
+    is refused, so that its worker never loses its rows (`busy`: in a run in progress here)."""
+    with session_scope(db_url) as session:
+        check_deletable(session=session, experiment_ids=experiment_ids, busy=busy)
+        return queries.delete_experiments(session=session, experiment_ids=experiment_ids)
+
+
+def check_deletable(
+    *, session: Any, experiment_ids: Sequence[int], busy: Collection[int] = ()
+) -> None:
+    """Refuse unknown and running experiments. A run whose process died is not running: it is
+    marked interrupted first (queries.mark_stale_runs), and can then be deleted."""
+    queries.mark_stale_runs(session=session)
+    records = queries.list_experiments(session=session, ids=list(experiment_ids))
+    missing = sorted(set(experiment_ids) - {r.id for r in records})
+    if missing:
+        raise PromptLabError(f"There is no experiment {', '.join(map(str, missing))}.")
+    running = sorted(r.id for r in records if r.status == "running")
+    waiting = sorted(r.id for r in records if r.status != "running" and r.id in busy)
+    problems = []
+    if running:
+        problems.append(f"{_numbered(running)} {_be(running)} running")
+    if waiting:
+        problems.append(f"{_numbered(waiting)} {_be(waiting)} part of a run in progress")
+    if problems:
+        them = "it" if len(running) + len(waiting) == 1 else "them"
+        raise PromptLabError(f"{'; '.join(problems)}; cancel {them} first.")
+
+
+def _numbered(ids: Sequence[int]) -> str:
+    return f"Experiment {ids[0]}" if len(ids) == 1 else f"Experiments {', '.join(map(str, ids))}"
+
+
+def _be(ids: Sequence[int]) -> str:
+    return "is" if len(ids) == 1 else "are"
 
 
 def stored_spec(experiment_id: int, *, db_url: str | None = None) -> RunSpec:

@@ -109,6 +109,13 @@ def start_rerun(experiment_id: int, *, db_url: str | None = None) -> Job:
     return _launch(f"re-run of {experiment_id}", [new_id], db_url)
 
 
+def delete_experiments(experiment_ids: Sequence[int], *, db_url: str | None = None) -> int:
+    """Delete stored experiments; one that is running, or waits in a run in progress in this
+    process, is refused with a message, and nothing is deleted."""
+    busy = {i for job in active() for i in job.experiment_ids}
+    return experiments.delete(experiment_ids, db_url=db_url, busy=busy)
+
+
 def get(job_id: int) -> Job | None:
     return _jobs.get(job_id)
 

@@ -1,16 +1,25 @@
 """Corners of an experiment's life on a real SQLite store and the tiny Llama: a start that
-cannot begin ends failed with its reason, and a running experiment cannot be deleted."""
+cannot begin ends failed with its reason, and a running experiment cannot be deleted (one whose
+process died can)."""
+
+import os
+import socket
+import threading
+from datetime import timedelta
 
 import pytest
 
 from core import cli, experiments, jobs
 from core.data import Dataset, Example
+from core.errors import PromptLabError
 from core.experiments import RunSpec
 from core.models import ModelRequest
 from core.prompts import PRESETS
 from core.settings import GenerationSettings
+from core.sweeps import Sweep
 from storage import queries
 from storage.db import session_scope
+from storage.schema import utcnow
 
 MINE = Dataset(
     "mine",
@@ -82,3 +91,78 @@ def test_an_unexpected_failure_is_stored_as_a_sentence_without_its_paths(db, spe
     assert stored.status == "failed"
     assert stored.error.startswith("Something went wrong inside Prompt Lab (OSError)")
     assert "/home/alice" not in stored.error
+
+
+# Deleting ----------------------------------------------------------------------------------------
+
+
+def held_generation(monkeypatch) -> tuple[threading.Event, threading.Event]:
+    """(started, release): the first generation of a run waits for `release` once it has
+    `started`, so that a test acts while the experiment is surely running; then it is real."""
+    started, release = threading.Event(), threading.Event()
+    real = experiments.generate_batches
+
+    def held(*args, **kwargs):
+        started.set()
+        assert release.wait(timeout=120), "the test never released the run"
+        yield from real(*args, **kwargs)
+
+    monkeypatch.setattr(experiments, "generate_batches", held)
+    return started, release
+
+
+def test_running_experiments_and_those_waiting_in_a_run_cannot_be_deleted(db, spec, monkeypatch):
+    started, release = held_generation(monkeypatch)
+    job = jobs.start_sweep(Sweep(spec, {"max_new_tokens": (3, 4)}), db_url=db)
+    first, second = job.experiment_ids
+    try:
+        assert started.wait(timeout=120), "the run did not start"
+        assert record(db, first).status == "running"
+        with pytest.raises(PromptLabError, match=rf"^Experiment {first} is running; cancel it"):
+            jobs.delete_experiments([first], db_url=db)
+        with pytest.raises(PromptLabError, match=rf"^Experiment {second} is part of a run in"):
+            jobs.delete_experiments([second], db_url=db)
+        with pytest.raises(PromptLabError, match="cancel them first"):
+            jobs.delete_experiments([first, second], db_url=db)
+    finally:
+        release.set()
+    assert job.wait(timeout=120), "the job's thread did not end"
+    assert job.status == "completed" and job.error is None and job.done == 6
+    assert [record(db, i).status for i in (first, second)] == ["completed", "completed"]
+    assert [record(db, i).n_done for i in (first, second)] == [3, 3]
+    assert jobs.delete_experiments([first, second], db_url=db) == 2
+
+
+def test_a_run_whose_process_died_can_be_deleted_once_found_stale(db, spec):
+    here = socket.gethostname()
+    alive, dead, silent = (experiments.create(spec, db_url=db) for _ in range(3))
+    with session_scope(db) as session:
+        for experiment_id, fields in (
+            (alive, dict(pid=os.getpid(), host=here)),
+            (dead, dict(pid=2**22 + 12345, host=here)),  # above any pid this machine hands out
+            (silent, dict(host="elsewhere", heartbeat_at=utcnow() - timedelta(hours=1))),
+        ):
+            queries.update_experiment(
+                session=session, experiment_id=experiment_id, status="running", **fields
+            )
+    with pytest.raises(PromptLabError, match=rf"^Experiment {alive} is running"):
+        experiments.delete([alive, dead], db_url=db)
+    assert record(db, dead).status == "running"  # a refusal changes nothing
+    assert experiments.delete([dead, silent], db_url=db) == 2
+    assert record(db, alive).status == "running"
+
+
+def test_the_cli_refuses_to_delete_a_running_experiment_and_keeps_it(db, spec, capsys):
+    experiment_id = experiments.create(spec, db_url=db)
+    with session_scope(db) as session:
+        queries.update_experiment(
+            session=session,
+            experiment_id=experiment_id,
+            status="running",
+            pid=os.getpid(),
+            host=socket.gethostname(),
+        )
+    assert cli.main(["--db", db, "delete", "--yes", str(experiment_id)]) == 1
+    err = capsys.readouterr().err
+    assert err == f"error: Experiment {experiment_id} is running; cancel it first.\n"
+    assert record(db, experiment_id).status == "running"

@@ -8,6 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from core import catalog, experiments, jobs
+from core.errors import PromptLabError
 from core.export import per_example_table, summary_table, to_csv_bytes, wide_table
 from storage import queries
 from storage.db import session_scope
@@ -115,11 +116,15 @@ def _actions(
         st.rerun()
     with cols[5].popover("Delete…"):
         sure = st.checkbox(f"Yes, delete {len(chosen)} experiment(s) and all their results")
-        if st.button("Delete for good", disabled=not sure):
-            with session_scope() as session:
-                removed = queries.delete_experiments(session=session, experiment_ids=chosen)
-            st.session_state[CLEAR] = f"Deleted {removed} experiment(s)."
-            st.rerun()
+        delete = st.button("Delete for good", disabled=not sure)
+    if delete:
+        try:  # a running one is refused whole: its worker would lose its rows
+            removed = jobs.delete_experiments(chosen)
+        except PromptLabError as exc:
+            st.error(plain(str(exc)))
+            return
+        st.session_state[CLEAR] = f"Deleted {removed} experiment(s)."
+        st.rerun()
 
 
 def _downloads(chosen: list[int], tables: dict[str, pd.DataFrame]) -> None:

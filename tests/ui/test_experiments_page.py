@@ -1,13 +1,15 @@
 """The Experiments page in Streamlit's AppTest, on the real embedded model and a real SQLite
 file: a sweep with progress, cancel, the stored list, duplicate, re-run and delete."""
 
+import os
+import socket
 import time
 from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core import jobs, models
+from core import experiments, jobs, models
 from core.data import Dataset, Example
 from storage import queries
 from storage.db import session_scope
@@ -154,3 +156,27 @@ def test_repeats_sweep_the_seed_and_only_apply_to_sampling(app, db):
     assert "3 experiment(s) × 2 example(s) = 6 generations." in [c.value for c in app.caption]
     app.multiselect(key=K + "vary").set_value(["seed"]).run()
     assert "take seed out of Vary" in unescaped(app.error[0].value)
+
+
+def test_deleting_a_running_experiment_is_refused_with_a_message_and_loses_nothing(app, db):
+    # Running in a live process (this one), as a run started elsewhere would be.
+    experiment_id = experiments.create(experiments.RunSpec(limit=1), db_url=db)
+    with session_scope(db) as session:
+        queries.update_experiment(
+            session=session,
+            experiment_id=experiment_id,
+            status="running",
+            pid=os.getpid(),
+            host=socket.gethostname(),
+        )
+    app.run()
+    app.multiselect(key=K + "selected").set_value([experiment_id]).run()
+    next(c for c in app.checkbox if c.label.startswith("Yes, delete")).check().run()
+    button(app, "Delete for good").click().run()
+    assert not app.exception
+    assert f"Experiment {experiment_id} is running; cancel it first." in [
+        unescaped(e.value) for e in app.error
+    ]
+    assert [r.id for r in stored(db)] == [experiment_id]
+    assert app.multiselect(key=K + "selected").value == [experiment_id]
+    assert not app.success
