@@ -137,6 +137,14 @@ def _datasets_commands(commands, common) -> None:
     imp.add_argument("--name", required=True, help="the dataset's name in Prompt Lab")
     for role in ("input", "reference", "id", "split"):
         imp.add_argument(f"--{role}-col", metavar="COLUMN", help=f"the {role} column")
+    for role, what in (("shots", "give the shots"), ("eval", "are evaluated")):
+        imp.add_argument(
+            f"--{role}-split",
+            metavar="VALUES",
+            help=f"split values (comma-separated) whose examples {what}; default: guessed from "
+            "the usual names (train; test, else validation). Give either, and the other "
+            "is only what it names (no --shots-split: zero-shot only)",
+        )
     imp.add_argument("--replace", action="store_true", help="replace a dataset of that name")
     _command(actions, common, "list", "datasets_list", "list stored datasets")
     delete = _command(actions, common, "delete", "datasets_delete", "delete a dataset")

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from core import experiments, export
-from core.data import BUILTIN_NAME, import_file
+from core.data import BUILTIN_NAME, SplitRoles, import_file
 from core.errors import PromptLabError
 from core.models import EMBEDDED, EMBEDDED_ALIASES
 from core.scoring import RougeOptions, score_rouge
@@ -64,6 +64,7 @@ def datasets_import(args: Namespace) -> int:
         reference_column=args.reference_col,
         id_column=args.id_col,
         split_column=args.split_col,
+        split_roles=_split_roles(args),
     )
     with session_scope(args.db_url) as session:
         queries.save_dataset(session=session, dataset=dataset, replace=args.replace)
@@ -73,6 +74,19 @@ def datasets_import(args: Namespace) -> int:
             counts[example.split] = counts.get(example.split, 0) + 1
     print(f"imported {len(dataset.examples)} examples as '{dataset.name}' ({_splits(counts)})")
     return EXIT_OK
+
+
+def _split_roles(args: Namespace) -> SplitRoles | None:
+    """The roles --shots-split and --eval-split give; None (guess them) when neither is given."""
+    if args.shots_split is None and args.eval_split is None:
+        return None
+    if args.split_col is None:
+        raise PromptLabError("--shots-split and --eval-split need --split-col.")
+    return SplitRoles(_listed(args.shots_split), _listed(args.eval_split))
+
+
+def _listed(text: str | None) -> tuple[str, ...]:
+    return tuple(v.strip() for v in (text or "").split(",") if v.strip())
 
 
 def datasets_list(args: Namespace) -> int:

@@ -17,6 +17,8 @@ BUILTIN_FILE = DATA_DIR / "dialogues.jsonl"
 BUILTIN_NAME = "dialogues"
 INPUT_GUESSES = ("dialogue", "input", "text", "prompt", "question", "document", "source")
 REFERENCE_GUESSES = ("summary", "reference", "output", "target", "answer", "label")
+SHOTS_SPLITS = ("pool", "train", "training")  # split values that give the shots, when unsaid
+EVAL_SPLITS = ("eval", "test", "validation", "valid", "val", "dev")  # the first present is scored
 MAX_LISTED_PROBLEMS = 20
 # csv refuses cells over 128 KiB by default; a long transcript is a legitimate input.
 csv.field_size_limit(max(csv.field_size_limit(), 64 * 2**20))
@@ -59,6 +61,26 @@ class Dataset:
         raise PromptLabError(f"Dataset '{self.name}' has no example '{example_id}'.")
 
 
+@dataclass(frozen=True)
+class SplitRoles:
+    """Which values of a split column give the shots and which are evaluated; stored as the
+    canonical "pool" and "eval", so that every page reads the dataset the same way."""
+
+    shots: tuple[str, ...] = ()  # none: a zero-shot dataset
+    evaluated: tuple[str, ...] = ()
+
+
+def guess_split_roles(values: Sequence[str]) -> SplitRoles | None:
+    """Roles for the usual split names (train gives shots; test, else validation, is scored);
+    None when a value is not one of them, since then only the user knows."""
+    lower = {v.lower(): v for v in values}
+    if any(v not in (*SHOTS_SPLITS, *EVAL_SPLITS) for v in lower):
+        return None
+    shots = tuple(v for v in values if v.lower() in SHOTS_SPLITS)
+    evaluated = next((lower[name] for name in EVAL_SPLITS if name in lower), None)
+    return SplitRoles(shots, (evaluated,) if evaluated else ())
+
+
 def load_builtin() -> Dataset:
     """The 64 dialogues written for Prompt Lab: 16 in the shot pool, 48 for evaluation."""
     dataset = import_file(
@@ -87,6 +109,7 @@ def import_file(
     reference_column: str | None = None,
     id_column: str | None = None,
     split_column: str | None = None,
+    split_roles: SplitRoles | None = None,
     require_reference: bool = True,
 ) -> Dataset:
     """Read a CSV or JSONL file into a Dataset; refuse it whole if any row is unusable."""
@@ -103,6 +126,7 @@ def import_file(
         reference_column=reference_column,
         id_column=id_column,
         split_column=split_column,
+        split_roles=split_roles,
         require_reference=require_reference,
         source=str(path),
     )
@@ -117,10 +141,12 @@ def import_bytes(
     reference_column: str | None = None,
     id_column: str | None = None,
     split_column: str | None = None,
+    split_roles: SplitRoles | None = None,
     require_reference: bool = True,
     source: str = "",
 ) -> Dataset:
-    """Like import_file, for bytes already in memory (an upload)."""
+    """Like import_file, for bytes already in memory (an upload). With a split column, its
+    values take the roles given, or guessed from their names (refused when that is not sure)."""
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -135,7 +161,52 @@ def import_bytes(
     elif reference_column is not None:
         _choose_column(reference_column, columns, (), "reference", filename)
     examples = _examples(rows, input_column, reference_column, id_column, split_column, filename)
-    return Dataset(name, tuple(examples), source or filename, input_column, reference_column)
+    source = source or filename
+    if split_column is not None:
+        examples, renamed = _assign_splits(examples, split_column, split_roles, filename)
+        source += f" (split {renamed})" if renamed else ""
+    return Dataset(name, tuple(examples), source, input_column, reference_column)
+
+
+def split_values(examples: Sequence[Example]) -> list[str]:
+    """The distinct split values, in the order they first appear."""
+    return list(dict.fromkeys(ex.split for ex in examples if ex.split))
+
+
+def _assign_splits(
+    examples: list[Example], column: str, roles: SplitRoles | None, filename: str
+) -> tuple[list[Example], str]:
+    """Examples with their split values renamed pool/eval by role (others kept, out of both),
+    and the renaming as a note for the source, so that the file's own names stay visible."""
+    values = split_values(examples)
+    listed = ", ".join(values) or "none"
+    roles = roles or guess_split_roles(values)
+    if roles is None:
+        raise PromptLabError(
+            f"Say which values of the split column '{column}' give the shots and which are "
+            f"evaluated; its values are: {listed}."
+        )
+    for value in (*roles.shots, *roles.evaluated):
+        if value not in values:
+            raise PromptLabError(
+                f"'{value}' is not a value of the split column '{column}'; "
+                f"its values are: {listed}."
+            )
+    if both := set(roles.shots) & set(roles.evaluated):
+        raise PromptLabError(
+            f"Split value(s) {', '.join(sorted(both))} cannot give the shots and be evaluated: "
+            "an example is never its own shot. For no split at all, choose no split column."
+        )
+    if not roles.evaluated:
+        raise PromptLabError(
+            f"Choose the value(s) of the split column '{column}' whose examples are evaluated "
+            f"(its values are: {listed}), or no split column to use every example for both."
+        )
+    names = dict.fromkeys(roles.shots, "pool") | dict.fromkeys(roles.evaluated, "eval")
+    for value in values:  # a value with no role must not pass for one
+        names.setdefault(value, f"{value} (unused)" if value in ("pool", "eval") else value)
+    renamed = ", ".join(f"{v} → {n}" for v, n in names.items() if n != v)
+    return [replace(ex, split=names.get(ex.split, ex.split)) for ex in examples], renamed
 
 
 def _read_rows(text: str, filename: str) -> Iterator[_Row]:

@@ -15,6 +15,8 @@ from core.data import (
     INPUT_GUESSES,
     REFERENCE_GUESSES,
     Dataset,
+    SplitRoles,
+    _cell,
     _read_rows,
     import_bytes,
 )
@@ -104,8 +106,29 @@ def guess_mapping(columns: Sequence[str]) -> ColumnMapping:
     )
 
 
-def import_upload(raw: bytes, *, filename: str, name: str, mapping: ColumnMapping) -> Dataset:
-    """The whole upload as a Dataset under `name`, or a PromptLabError listing its bad rows."""
+def upload_split_values(raw: bytes, *, filename: str, column: str) -> list[str]:
+    """The distinct values of an upload's split column, in the order they first appear (for
+    choosing their roles; rows that cannot be read are the preview's to report)."""
+    values: dict[str, None] = {}
+    try:
+        for row in _read_rows(raw.decode("utf-8-sig", errors="replace"), filename):
+            if value := _cell(row.values.get(column)):
+                values[value] = None
+    except PromptLabError:
+        pass
+    return list(values)
+
+
+def import_upload(
+    raw: bytes,
+    *,
+    filename: str,
+    name: str,
+    mapping: ColumnMapping,
+    split_roles: SplitRoles | None = None,
+) -> Dataset:
+    """The whole upload as a Dataset under `name`, or a PromptLabError listing its bad rows;
+    `split_roles` say which split values give the shots and which are evaluated."""
     name = name.strip()
     if not name:
         raise PromptLabError("Give the dataset a name.")
@@ -118,6 +141,7 @@ def import_upload(raw: bytes, *, filename: str, name: str, mapping: ColumnMappin
         reference_column=mapping.reference,
         id_column=mapping.id,
         split_column=mapping.split,
+        split_roles=split_roles,
         require_reference=mapping.reference is not None,
         source=filename,
     )

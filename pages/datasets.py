@@ -4,7 +4,7 @@ delete, and import with a column mapping whose row problems are listed by line n
 import streamlit as st
 
 from core import dataset_files, experiments
-from core.data import BUILTIN_NAME
+from core.data import BUILTIN_NAME, SplitRoles, guess_split_roles
 from core.errors import PromptLabError
 from storage import queries
 from storage.db import session_scope
@@ -93,9 +93,13 @@ def upload_step(taken: set[str]) -> None:
     st.dataframe(found.rows, hide_index=True)
     # Keys carry the upload's id: another file starts from its own guesses and name.
     mapping = mapping_form(found.columns, upload.file_id)
+    roles = None
+    if mapping.split is not None:
+        roles = split_roles_form(raw, upload.name, mapping.split, upload.file_id)
     st.caption(
-        "Splits: rows marked pool give the shots, rows marked eval are scored; without a split "
-        "column every example is in both. Without a reference column nothing can be scored."
+        "Splits: the shots come from one set of split values, the evaluated examples from "
+        "another; without a split column every example is in both (never its own shot). "
+        "Without a reference column nothing can be scored."
     )
     name = st.text_input(
         "Dataset name",
@@ -108,7 +112,29 @@ def upload_step(taken: set[str]) -> None:
                 f"A dataset named '{name.strip()}' exists already: choose another name, "
                 "or delete that one first."
             )
-        import_upload(raw, upload.name, name, mapping)
+        import_upload(raw, upload.name, name, mapping, roles)
+
+
+def split_roles_form(raw: bytes, filename: str, column: str, upload_id: str) -> SplitRoles:
+    """Which values of the split column give the shots and which are evaluated, guessed for
+    the usual names (train; test, else validation) and asked for otherwise."""
+    values = dataset_files.upload_split_values(raw, filename=filename, column=column)
+    guess = guess_split_roles(values)
+    if guess is None:
+        st.info(plain(f"Say which values of '{column}' give the shots and which are evaluated."))
+    left, right = st.columns(2)
+    picks = {}
+    for cell, role, label in (
+        (left, "shots", "Shots come from (empty: zero-shot only)"),
+        (right, "evaluated", "Evaluated"),
+    ):
+        picks[role] = cell.multiselect(
+            label,
+            values,
+            default=list(getattr(guess, role, ())),
+            key=f"datasets.{role}.{upload_id}.{column}",
+        )
+    return SplitRoles(tuple(picks["shots"]), tuple(picks["evaluated"]))
 
 
 def mapping_form(columns: tuple[str, ...], upload_id: str) -> dataset_files.ColumnMapping:
@@ -131,10 +157,16 @@ def mapping_form(columns: tuple[str, ...], upload_id: str) -> dataset_files.Colu
 
 
 def import_upload(
-    raw: bytes, filename: str, name: str, mapping: dataset_files.ColumnMapping
+    raw: bytes,
+    filename: str,
+    name: str,
+    mapping: dataset_files.ColumnMapping,
+    roles: SplitRoles | None,
 ) -> None:
     try:
-        dataset = dataset_files.import_upload(raw, filename=filename, name=name, mapping=mapping)
+        dataset = dataset_files.import_upload(
+            raw, filename=filename, name=name, mapping=mapping, split_roles=roles
+        )
     except PromptLabError as exc:
         head, problems = dataset_files.import_problems(str(exc))
         if not problems:

@@ -15,7 +15,7 @@ from core.streaming import TokenStream
 from storage import queries
 from storage.db import session_scope
 from ui import inside_views, served_inputs, widgets
-from ui.feedback import shown_errors
+from ui.feedback import plain, shown_errors
 from ui.navigation import through_app
 from ui.prompt_view import coloured_prompt, context_bar
 from ui.state import kept, key
@@ -106,6 +106,14 @@ with shown_errors():
                 **kept(PAGE, "typed_reference"),
                 height=70,
             )
+        elif not data.eval:  # stored before split roles were asked for, or by hand
+            chosen = None
+            st.warning(
+                plain(
+                    f"'{dataset_name}' has no examples to evaluate (no eval split): type an "
+                    "input, or import it again saying which split values are evaluated."
+                )
+            )
         else:
             chosen = st.selectbox(
                 "Example",
@@ -121,7 +129,8 @@ with shown_errors():
         st.subheader("Prompt design")
         design = widgets.design_inputs(PAGE, data.pool)
 
-if backend_ready and settings is not None and design is not None and data is not None:
+ready = data is not None and (typed or chosen is not None)
+if backend_ready and settings is not None and design is not None and ready:
     with shown_errors():
         example = playground.typed_example(text, reference) if typed else chosen
         request = ModelRequest(st.session_state[key(PAGE, "model")].strip() or EMBEDDED)

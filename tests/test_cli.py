@@ -93,6 +93,23 @@ def test_datasets_import_list_and_delete(db, csv_file, capsys):
     assert snapshot(db)[2] == ["dialogues"]
 
 
+def test_import_gives_train_and_test_their_roles_or_takes_them_from_options(db, tmp_path, capsys):
+    path = tmp_path / "splits.csv"
+    path.write_text(
+        "dialogue,summary,split\nhi,greets,train\nbye,leaves,validation\nyo,slang,test\n",
+        encoding="utf-8",
+    )
+    argv = ["datasets", "import", str(path), "--split-col", "split"]
+    assert invoke(db, *argv, "--name", "guessed") == 0
+    assert capsys.readouterr().out.strip().endswith("(pool 1, validation 1, eval 1)")
+    chosen = ("--shots-split", "train,test", "--eval-split", "validation")
+    assert invoke(db, *argv, "--name", "chosen", *chosen) == 0
+    assert capsys.readouterr().out.strip().endswith("(pool 2, eval 1)")
+    assert invoke(db, *argv, "--name", "nothing", "--shots-split", "train") == 1
+    assert "whose examples are evaluated" in capsys.readouterr().err
+    assert "nothing" not in snapshot(db)[2]
+
+
 def test_import_refuses_a_file_with_bad_rows_by_line_and_stores_nothing(db, tmp_path, capsys):
     bad = tmp_path / "bad.csv"
     bad.write_text("dialogue,summary\nhello,hi\nbye,\n,thanks\nok,fine\n", encoding="utf-8")

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from core.data import import_bytes, import_file, load_builtin
+from core.data import SplitRoles, guess_split_roles, import_bytes, import_file, load_builtin
 from core.errors import PromptLabError
 
 
@@ -100,3 +100,71 @@ def test_a_long_csv_cell_imports_and_one_past_the_limit_names_its_line():
             import_bytes(raw, filename="long.csv", name="long")
     finally:
         csv.field_size_limit(limit)
+
+
+SPLITS_CSV = (
+    b"id,dialogue,summary,split\n"
+    b"a,Hi,greeting,train\nb,Bye,farewell,train\nc,Yo,slang,validation\n"
+    b"d,Hm,doubt,test\ne,Oh,surprise,test\n"
+)
+
+
+def test_train_validation_test_give_shots_from_train_and_evaluate_test():
+    ds = import_bytes(SPLITS_CSV, filename="s.csv", name="s", id_column="id", split_column="split")
+    assert [ex.id for ex in ds.pool] == ["a", "b"] and [ex.id for ex in ds.eval] == ["d", "e"]
+    assert ds.by_id("c").split == "validation"  # kept under its own name, in neither
+    assert ds.source == "s.csv (split train → pool, test → eval)"
+
+
+def test_validation_is_evaluated_when_there_is_no_test_split():
+    raw = SPLITS_CSV.replace(b",test", b",train")
+    ds = import_bytes(raw, filename="s.csv", name="s", id_column="id", split_column="split")
+    assert [ex.id for ex in ds.eval] == ["c"] and len(ds.pool) == 4
+
+
+def test_chosen_roles_override_the_guess_and_leftover_canonical_names_are_renamed():
+    raw = SPLITS_CSV.replace(b",validation", b",pool")
+    roles = SplitRoles(shots=("train",), evaluated=("test",))
+    ds = import_bytes(raw, filename="s.csv", name="s", split_column="split", split_roles=roles)
+    assert [ex.id for ex in ds.pool] == ["1", "2"]  # not row 3, once named pool in the file
+    assert ds.examples[2].split == "pool (unused)"
+
+
+@pytest.mark.parametrize(
+    ("values", "roles"),
+    [
+        (["pool", "eval"], SplitRoles(("pool",), ("eval",))),
+        (["Train", "Validation", "Test"], SplitRoles(("Train",), ("Test",))),
+        (["test"], SplitRoles((), ("test",))),
+        (["train", "holdout"], None),  # not a usual name: only the user knows
+    ],
+)
+def test_roles_are_guessed_for_the_usual_split_names_only(values, roles):
+    assert guess_split_roles(values) == roles
+
+
+def test_unknown_split_values_are_asked_for_with_every_value_listed():
+    raw = SPLITS_CSV.replace(b",validation", b",holdout")
+    with pytest.raises(PromptLabError, match="split column 'split'.*train, holdout, test"):
+        import_bytes(raw, filename="s.csv", name="s", split_column="split")
+
+
+@pytest.mark.parametrize(
+    ("roles", "message"),
+    [
+        (SplitRoles(("train",), ()), "whose examples are evaluated"),
+        (SplitRoles(("train",), ("train",)), "cannot give the shots and be evaluated"),
+        (SplitRoles(("train",), ("tset",)), "'tset' is not a value.*train, validation, test"),
+    ],
+)
+def test_an_import_that_no_page_could_use_is_refused(roles, message):
+    with pytest.raises(PromptLabError, match=message):
+        import_bytes(
+            SPLITS_CSV, filename="s.csv", name="s", split_column="split", split_roles=roles
+        )
+
+
+def test_a_split_column_with_train_only_is_refused_for_want_of_examples_to_evaluate():
+    raw = SPLITS_CSV.replace(b",validation", b",train").replace(b",test", b",train")
+    with pytest.raises(PromptLabError, match="whose examples are evaluated"):
+        import_bytes(raw, filename="s.csv", name="s", split_column="split")

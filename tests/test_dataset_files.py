@@ -6,7 +6,7 @@ from datetime import datetime
 import pandas as pd
 import pytest
 
-from core.data import Dataset, Example
+from core.data import Dataset, Example, SplitRoles
 from core.dataset_files import (
     LINE,
     ColumnMapping,
@@ -18,6 +18,7 @@ from core.dataset_files import (
     preview_upload,
     search_examples,
     summaries_frame,
+    upload_split_values,
 )
 from core.errors import PromptLabError
 from storage.queries import DatasetSummary
@@ -80,6 +81,19 @@ def test_import_upload_uses_the_mapping_and_the_name():
     assert dataset.name == "talk"
     assert dataset.examples[0] == Example("a", "Hi", "greeting", "pool")
     assert [ex.id for ex in dataset.eval] == ["b", "c"]
+
+
+def test_upload_split_values_are_listed_in_order_of_first_appearance():
+    raw = CSV.replace(b",pool\n", b",train\n") + b"d,Oh,surprise,\n"
+    assert upload_split_values(raw, filename="t.csv", column="split") == ["train", "eval"]
+
+
+def test_import_upload_gives_chosen_split_values_their_roles():
+    raw = CSV.replace(b",pool\n", b",dev\n").replace(b",eval\n", b",holdout\n")
+    mapping = ColumnMapping(input="Dialogue", reference="Summary", id="ID", split="split")
+    roles = SplitRoles(shots=("holdout",), evaluated=("dev",))
+    dataset = import_upload(raw, filename="t.csv", name="t", mapping=mapping, split_roles=roles)
+    assert [ex.id for ex in dataset.pool] == ["b", "c"] and [ex.id for ex in dataset.eval] == ["a"]
 
 
 def test_import_without_a_reference_column_needs_no_reference():

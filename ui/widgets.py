@@ -85,6 +85,11 @@ def design_inputs(page: str, pool: Sequence[Example]) -> PromptDesign:
     shots = st.number_input(
         "Shots", 0, max(len(pool), 0), **kept(page, "shots"), help="0 = zero-shot, 1 = one-shot"
     )
+    if not pool:
+        st.caption(
+            "This dataset has no pool split to draw shots from: zero-shot only (import it "
+            "again saying which split values give the shots)."
+        )
     selection = st.selectbox(
         "Shots picked",
         list(SELECTION_NAMES),

@@ -142,3 +142,43 @@ def test_the_chosen_dataset_and_search_survive_a_page_switch(app):
     app.switch_page("pages/datasets.py").run()
     assert app.selectbox(key="keep.datasets.chosen").value == "greetings"
     assert list(app.dataframe[1].value["id"]) == ["x2"]
+
+
+SPLITS = (
+    b"id,dialogue,summary,split\n"
+    b"t1,Hello there,A greeting,train\nt2,Goodbye now,A farewell,train\n"
+    b"v1,See you,A promise,validation\ne1,Thanks a lot,Gratitude,test\n"
+)
+
+
+def multiselect(at: AppTest, label: str):
+    return next(m for m in at.multiselect if m.label.startswith(label))
+
+
+def test_train_and_test_splits_give_the_shots_and_the_evaluated_examples(app):
+    upload(app, "splits.csv", SPLITS)
+    assert next(s.value for s in app.selectbox if s.label == "split column") == "split"
+    assert multiselect(app, "Shots come from").value == ["train"]
+    assert multiselect(app, "Evaluated").value == ["test"]
+    assert multiselect(app, "Evaluated").options == ["train", "validation", "test"]
+    click(app, "Import")
+    assert not app.error
+    with session_scope() as session:
+        dataset = queries.load_dataset(session=session, name="splits")
+    assert [ex.id for ex in dataset.pool] == ["t1", "t2"]
+    assert [ex.id for ex in dataset.eval] == ["e1"]
+    assert "train → pool, test → eval" in dataset.source
+
+
+def test_unknown_split_values_are_asked_for_and_nothing_evaluated_is_refused(app):
+    upload(app, "odd.csv", SPLITS.replace(b",test", b",holdout"))
+    assert "Say which values of 'split'" in unescaped(app.info[0].value)
+    assert multiselect(app, "Evaluated").value == []
+    assert multiselect(app, "Evaluated").options == ["train", "validation", "holdout"]
+    click(app, "Import")
+    assert "whose examples are evaluated" in unescaped(app.error[0].value)
+    assert stored_names() == ["dialogues"]
+    multiselect(app, "Shots come from").set_value(["train"]).run()
+    multiselect(app, "Evaluated").set_value(["holdout"]).run()
+    click(app, "Import")
+    assert not app.error and stored_names() == ["dialogues", "odd"]

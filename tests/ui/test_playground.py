@@ -6,6 +6,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from core import models, playground
+from core.data import Dataset, Example
 from storage import queries
 from storage.db import session_scope
 from tests.ui.shown import unescaped
@@ -137,3 +138,45 @@ def test_a_dash_and_a_trailing_backslash_in_the_separator_are_sent_as_typed(app)
     app.text_input(key="keep.playground.separator").set_value("\\n--\\").run()
     assert not app.exception and not app.error
     assert "conversation.\n--\\" in app.code[0].value
+
+
+SPLITS_CSV = (
+    b"id,dialogue,summary,split\n"
+    b"t1,#Person1#: Hi there. #Person2#: Hello.,They greet.,train\n"
+    b"t2,#Person1#: Bye. #Person2#: See you.,They part.,train\n"
+    b"v1,#Person1#: Thanks. #Person2#: Welcome.,One thanks.,validation\n"
+    b"e1,#Person1#: Lunch? #Person2#: Yes please.,They plan lunch.,test\n"
+)
+
+
+def test_a_dataset_imported_with_train_validation_test_splits_runs_in_the_playground(app, db):
+    app.switch_page("pages/datasets.py").run()
+    app.file_uploader[0].set_value(("splits.csv", SPLITS_CSV, "text/csv")).run()
+    next(b for b in app.button if b.label == "Import").click().run()
+    assert not app.exception and not app.error
+    app.switch_page("pages/playground.py").run()
+    app.selectbox(key="keep.playground.dataset").set_value("splits").run()
+    app.number_input(key="keep.playground.shots").set_value(1).run()
+    assert not app.exception and not app.error
+    assert app.selectbox(key="keep.playground.example").value.id == "e1"
+    assert 'title="shot t1' in html_of(app)
+    next(b for b in app.button if b.label == "Run").click().run()
+    assert not app.exception and not app.error
+    ((record, results),) = stored_runs(db)
+    assert record.dataset_name == "splits" and results[0].shots == ["t1"]
+
+
+def test_a_stored_dataset_with_no_pool_or_eval_split_shows_messages_not_an_error(app, db):
+    examples = (Example("a", "#Person1#: Hi.", "A greeting.", "train"),)
+    with session_scope(db) as session:  # as imports stored train/test before roles were given
+        queries.save_dataset(session=session, dataset=Dataset("legacy", examples))
+    app.run()
+    app.selectbox(key="keep.playground.dataset").set_value("legacy").run()
+    assert not app.exception
+    assert "no examples to evaluate" in unescaped(app.warning[0].value)
+    app.radio(key="keep.playground.source").set_value("typed here").run()
+    app.text_area(key="keep.playground.typed_input").set_value("#Person1#: Hello.").run()
+    assert not app.exception and not app.error
+    assert app.number_input(key="keep.playground.shots").max == 0
+    assert any("no pool split" in c.value for c in app.caption)
+    assert "#Person1#: Hello." in app.code[0].value  # a zero-shot prompt for the typed input
