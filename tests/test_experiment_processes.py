@@ -2,11 +2,10 @@
 resumes without duplicates; two processes write to one SQLite file at once without losing any."""
 
 import json
-import os
+import select
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -23,35 +22,42 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent
 
 RUNNER = """
-import json, sys
+import json, signal, sys
 from core import experiments
 from core.experiments import RunSpec
 spec = RunSpec.from_dict(json.loads(sys.argv[1]))
+
+def pause_after(n):  # says so once n examples are stored, then waits to be killed
+    def on_progress(done, total):
+        if done >= n:
+            print("stored", done, flush=True)
+            signal.pause()
+    return on_progress
+
 if len(sys.argv) > 3:
-    experiments.execute(int(sys.argv[3]), db_url=sys.argv[2])
+    pause = pause_after(int(sys.argv[4])) if len(sys.argv) > 4 else None
+    experiments.execute(int(sys.argv[3]), db_url=sys.argv[2], on_progress=pause)
 else:
     experiments.run(spec, db_url=sys.argv[2])
 """
 
 
-def start(spec: RunSpec, db: str, experiment_id: int | None = None) -> subprocess.Popen:
+def start(
+    spec: RunSpec, db: str, experiment_id: int | None = None, pause_after: int | None = None
+) -> subprocess.Popen:
     args = [sys.executable, "-c", RUNNER, json.dumps(spec.to_dict()), db]
     if experiment_id is not None:
         args.append(str(experiment_id))
+    if pause_after is not None:
+        args.append(str(pause_after))
     return subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
-def wait_for(condition, timeout: float = 300.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting")
-        time.sleep(0.2)
-
-
-def done_count(db: str, experiment_id: int) -> int:
-    with session_scope(db) as session:
-        return len(queries.finished_keys(session=session, experiment_id=experiment_id))
+def read_line(process: subprocess.Popen, timeout: float = 300.0) -> str:
+    """The child's next line of output; the timeout only guards against a hang."""
+    ready, _, _ = select.select([process.stdout], [], [], timeout)
+    assert ready, f"no word from the run in {timeout:g} s"
+    return process.stdout.readline().decode()
 
 
 def test_killed_run_keeps_finished_examples_and_resumes_without_duplicates(tmp_path):
@@ -64,19 +70,20 @@ def test_killed_run_keeps_finished_examples_and_resumes_without_duplicates(tmp_p
         batch_size=2,
     )
     experiment_id = experiments.create(spec, db_url=db)
-    process = start(spec, db, experiment_id)
+    process = start(spec, db, experiment_id, pause_after=2)  # killed once a batch is stored
     try:
-        wait_for(lambda: done_count(db, experiment_id) >= 2 or process.poll() is not None)
-        os.kill(process.pid, signal.SIGKILL)
+        said = read_line(process)
     finally:
+        process.kill()  # SIGKILL
         process.wait(timeout=60)
+    assert said == "stored 2\n", process.stderr.read().decode()
     assert process.returncode == -signal.SIGKILL
     with session_scope(db) as session:
         kept = {
             r.example_key: r.id
             for r in queries.results_of(session=session, experiment_id=experiment_id)
         }
-        assert 2 <= len(kept) < 8, "the kill came after the run finished"
+        assert len(kept) == 2  # the first batch; the kill came before the second was stored
         assert (
             queries.get_experiment(session=session, experiment_id=experiment_id).status == "running"
         )

@@ -1,11 +1,11 @@
 """Background runs on a tiny real model and a real SQLite file: progress that a page can read,
 a cancel that keeps finished results, sweeps run one experiment after another."""
 
-import time
+import threading
 
 import pytest
 
-from core import jobs
+from core import experiments, jobs
 from core.errors import PromptLabError
 from core.experiments import RunSpec
 from core.models import ModelRequest
@@ -27,11 +27,12 @@ def spec(tiny_causal_dir):
     )
 
 
-def wait(job: jobs.Job, timeout: float = 60) -> jobs.Job:
-    end = time.monotonic() + timeout
-    while not job.finished:
-        assert time.monotonic() < end, f"job still {job.status} after {timeout} s"
-        time.sleep(0.05)
+def wait(job: jobs.Job, timeout: float = 300) -> jobs.Job:
+    """Join the job's thread (the timeout only guards against a hang)."""
+    for worker in threading.enumerate():
+        if worker.name == f"job-{job.id}":
+            worker.join(timeout)
+    assert job.finished, f"job still {job.status} after {timeout} s"
     return job
 
 
@@ -56,18 +57,33 @@ def test_a_sweep_runs_its_experiments_in_turn_and_counts_all_examples(db, spec):
     assert statuses(db, job.experiment_ids) == ["completed", "completed"]
 
 
-def test_cancel_stops_after_the_batch_in_progress_and_keeps_it(db, spec):
-    sweep = Sweep(spec, {"shots": (0, 1)})
-    job = jobs.start_sweep(sweep, db_url=db)
+def test_cancel_stops_after_the_batch_in_progress_and_keeps_it(db, spec, monkeypatch):
+    # The cancel lands while the first batch is being stored: the job's thread reports that
+    # batch, then waits until the test has cancelled (order by events, not by timing).
+    first_batch, cancelled = threading.Event(), threading.Event()
+    real_execute = experiments.execute
+
+    def execute(experiment_id, *, on_progress, **kwargs):  # the real one, watched
+        def progress(done: int, total: int) -> None:
+            on_progress(done, total)
+            if done and not first_batch.is_set():
+                first_batch.set()
+                assert cancelled.wait(300)
+
+        return real_execute(experiment_id, on_progress=progress, **kwargs)
+
+    monkeypatch.setattr(experiments, "execute", execute)
+    job = jobs.start_sweep(Sweep(spec, {"shots": (0, 1)}), db_url=db)
+    assert first_batch.wait(300)
     job.cancel()
+    cancelled.set()
     wait(job)
+    monkeypatch.undo()
     assert job.status == "cancelled"
-    first, second = statuses(db, job.experiment_ids)
-    # The cancel may land before the first experiment starts or after its first batch.
-    assert first in ("pending", "interrupted") and second == "pending"
+    assert statuses(db, job.experiment_ids) == ["interrupted", "pending"]
     with session_scope(db) as session:
         kept = queries.results_of(session=session, experiment_id=job.experiment_ids[0])
-    assert len(kept) == job.done <= 1
+    assert len(kept) == job.done == 1  # batch_size 1: the batch in progress, kept
     resumed = wait(jobs.start_resume(job.experiment_ids, db_url=db))
     assert resumed.done_at_start == len(kept)
     assert resumed.status == "completed" and resumed.done == resumed.total == 8

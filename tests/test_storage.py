@@ -6,6 +6,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -46,13 +47,17 @@ while len(list(ready.iterdir())) < n and time.monotonic() < deadline:
 get_engine(url)
 """
 
+WAITING_FOR_AN_ADVISORY_LOCK = text(
+    "select count(*) from pg_locks where locktype = 'advisory' and not granted"
+)
+
 
 def test_first_use_creates_the_schema_through_migrations(db):
     engine = get_engine(db)
     tables = set(inspect(engine).get_table_names())
     assert {"datasets", "examples", "experiments", "results", "studies", "prompt_designs"} <= tables
     with engine.connect() as conn:
-        assert conn.execute(text("select version_num from alembic_version")).scalar() == "0003"
+        assert conn.execute(text("select version_num from alembic_version")).scalar() == "0004"
 
 
 def test_the_migrated_schema_is_the_one_the_models_describe(db):
@@ -95,7 +100,7 @@ def test_processes_starting_at_once_on_a_new_store_take_turns_migrating(db, tmp_
     errors = [process.communicate(timeout=120)[1] for process in processes]
     assert [process.returncode for process in processes] == [0] * n, "\n".join(errors)
     with get_engine(db).connect() as conn:
-        assert conn.execute(text("select version_num from alembic_version")).all() == [("0003",)]
+        assert conn.execute(text("select version_num from alembic_version")).all() == [("0004",)]
 
 
 def test_dataset_round_trip_keeps_order_splits_and_references(db):
@@ -322,14 +327,20 @@ def test_migrating_waits_for_the_postgresql_migration_lock(postgres_server):
             conn.execute(text("select pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
             opening = threading.Thread(target=get_engine, args=(url,))
             opening.start()
-            opening.join(timeout=1.0)
-            assert opening.is_alive(), "migrated without waiting for the lock"
+            # Until the server shows it queued for the lock (the deadline only guards a hang).
+            deadline = time.monotonic() + 120
+            while not conn.execute(WAITING_FOR_AN_ADVISORY_LOCK).scalar():
+                assert opening.is_alive(), "migrated without waiting for the lock"
+                assert time.monotonic() < deadline, "never asked for the migration lock"
+                time.sleep(0.01)
+            assert opening.is_alive()
+            assert "alembic_version" not in inspect(conn).get_table_names()
             conn.execute(text("select pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK_KEY})
         holder.dispose()
-        opening.join(timeout=30)
+        opening.join(timeout=300)
         assert not opening.is_alive()
         with get_engine(url).connect() as conn:
-            assert conn.execute(text("select version_num from alembic_version")).scalar() == "0003"
+            assert conn.execute(text("select version_num from alembic_version")).scalar() == "0004"
 
 
 def test_a_closed_postgresql_port_gets_a_message_naming_the_server_but_not_the_password():
