@@ -5,9 +5,10 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import torch
-from transformers import StoppingCriteriaList, TextIteratorStreamer
+from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
 
 from core.errors import PromptLabError
 from core.generation import (
@@ -26,7 +27,8 @@ class TokenStream:
     """Iterate for text pieces; afterwards `result` holds the Output.
 
     Text that could be the start of a stop string is held back until it is known not to be,
-    so what is shown never includes a stop string.
+    so what is shown never includes a stop string. `stop()` ends generation at the next token;
+    `close()` (also run when the reader stops reading) waits until the model is free again.
     """
 
     def __init__(
@@ -47,9 +49,32 @@ class TokenStream:
         self._thread = threading.Thread(target=self._run, daemon=True)
         # Set once this stream holds the model; waiting for another run's batch is not a hang.
         self._generating = threading.Event()
+        self.stop_requested = threading.Event()  # set by stop(); read by generate at each token
+        self._on_stop = _OnEvent(self.stop_requested)
+
+    def stop(self) -> None:
+        """End generation at the next token (or before it starts); safe from any thread."""
+        self.stop_requested.set()
+
+    def close(self) -> None:
+        """Stop if still generating, and wait until the model is free for other runs."""
+        if self._thread.is_alive():
+            self.stop()
+            self._thread.join()
+
+    @property
+    def stopped(self) -> bool:
+        """Whether generation was cut short by stop() rather than ending by itself."""
+        return self._on_stop.fired
 
     def __iter__(self) -> Iterator[str]:
         self._thread.start()
+        try:
+            yield from self._pieces()
+        finally:  # also when the reader stops early (a rerun, or leaving the page)
+            self.close()
+
+    def _pieces(self) -> Iterator[str]:
         while not self._generating.wait(0.2) and self._thread.is_alive():
             pass  # another run's batch holds the model; the timeout starts when ours begins
         shown, pending = "", ""
@@ -84,17 +109,24 @@ class TokenStream:
             ).to(loaded.device)
             prompt_len = ids["input_ids"].shape[1] if loaded.kind == "causal" else 1
             recorder = FinishRecorder(loaded, settings, prompt_len)
-            with generate_lock, torch.inference_mode():
-                self._generating.set()
-                if settings.do_sample:
-                    torch.manual_seed(settings.seed)
-                recorder.start()
-                sequences = loaded.model.generate(
-                    **ids,
-                    generation_config=generation_config(loaded, settings),
-                    stopping_criteria=StoppingCriteriaList([recorder]),
-                    streamer=self._streamer,
-                )
+            if not self._acquire_model():  # stopped while another run's batch held the model
+                self._on_stop.fired = True
+                self._streamer.end()
+                return
+            try:
+                with torch.inference_mode():
+                    self._generating.set()
+                    if settings.do_sample:
+                        torch.manual_seed(settings.seed)
+                    recorder.start()
+                    sequences = loaded.model.generate(
+                        **ids,
+                        generation_config=generation_config(loaded, settings),
+                        stopping_criteria=StoppingCriteriaList([recorder, self._on_stop]),
+                        streamer=self._streamer,
+                    )
+            finally:
+                generate_lock.release()
             elapsed = time.perf_counter() - recorder.started
             new = sequences[0, prompt_len:].tolist()
             self.result = Output(
@@ -105,6 +137,27 @@ class TokenStream:
         except BaseException as exc:  # handed to the reading thread, which raises it
             self._error = exc
             self._streamer.end()
+
+    def _acquire_model(self) -> bool:
+        """Take the generation lock, unless stop() comes first while another run holds it."""
+        while not generate_lock.acquire(timeout=0.1):
+            if self.stop_requested.is_set():
+                return False
+        return True
+
+
+class _OnEvent(StoppingCriteria):
+    """Ends every row once its event is set: Stop, or the reader gone."""
+
+    def __init__(self, event: threading.Event) -> None:
+        self.event = event
+        self.fired = False
+
+    def __call__(self, input_ids: torch.LongTensor, scores: Any, **kwargs: Any) -> torch.BoolTensor:
+        self.fired = self.fired or self.event.is_set()
+        return torch.full(
+            (input_ids.shape[0],), self.fired, dtype=torch.bool, device=input_ids.device
+        )
 
 
 def release(pending: str, stops: tuple[str, ...]) -> tuple[str, bool]:
