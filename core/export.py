@@ -28,12 +28,12 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
-from sqlalchemy import Text, cast, select
+from sqlalchemy import JSON, Text, cast, func, select
 from sqlalchemy.orm import Session
 
 from core.errors import PromptLabError
 from storage.queries import ROUGE_COLUMNS
-from storage.schema import ExperimentRecord, ResultRecord
+from storage.schema import DatasetRecord, ExampleRecord, ExperimentRecord, ResultRecord
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 BOM = "\ufeff".encode()
@@ -103,6 +103,47 @@ WHOLE_NUMBERS = (
     "seed",
 )
 FLAGS = ("use_chat_template", "do_sample")
+# Written once, when an experiment is created: left out of its revision to keep that small.
+UNCHANGING = ("spec", "example_keys", "design", "settings", "library_versions")
+
+
+# Revision --------------------------------------------------------------------------------------
+
+
+def revision(
+    *, session: Session, experiment_ids: Sequence[int] | None = None, results: bool = True
+) -> tuple:
+    """A value that changes with every write that the tables of these experiments (all, if
+    None) depend on: each one's row (status, progress, times, label, aggregates...) and, if
+    `results`, the count and newest id of its results and of its dataset's examples. Equal
+    revisions, equal tables. Cheap: no result or example row is read, only indexed ids."""
+    kept = [c for c in ExperimentRecord.__table__.columns if c.name not in UNCHANGING]
+    query = select(*(cast(c, Text) if isinstance(c.type, JSON) else c for c in kept))
+    if experiment_ids is not None:
+        query = query.where(ExperimentRecord.id.in_(_unique(experiment_ids)))
+    rows = tuple(tuple(row) for row in session.execute(query.order_by(ExperimentRecord.id)))
+    if not results:
+        return rows
+    ids = [row[0] for row in rows]
+    names = {row[[c.name for c in kept].index("dataset_name")] for row in rows}
+    stored = (
+        select(ResultRecord.experiment_id, func.count(), func.max(ResultRecord.id))
+        .where(ResultRecord.experiment_id.in_(ids))
+        .group_by(ResultRecord.experiment_id)
+        .order_by(ResultRecord.experiment_id)
+    )
+    examples = (
+        select(DatasetRecord.name, DatasetRecord.id, func.count(), func.max(ExampleRecord.id))
+        .join(ExampleRecord, isouter=True)
+        .where(DatasetRecord.name.in_(names))
+        .group_by(DatasetRecord.id, DatasetRecord.name)
+        .order_by(DatasetRecord.name)
+    )
+    return (
+        rows,
+        tuple(tuple(row) for row in session.execute(stored)),
+        tuple(tuple(row) for row in session.execute(examples)),
+    )
 
 
 # Tables ----------------------------------------------------------------------------------------
