@@ -4,7 +4,7 @@ with confidence intervals, the curve over shots, and the examples on which they 
 import pandas as pd
 import streamlit as st
 
-from core import charts, compare, export, verdicts, word_diff
+from core import charts, compare, verdicts, word_diff
 from core.compare import Choice, Variant
 from core.errors import PromptLabError
 from storage.db import session_scope
@@ -12,6 +12,7 @@ from storage.queries import ROUGE_COLUMNS
 from ui.feedback import plain, shown_errors
 from ui.navigation import through_app
 from ui.state import kept, key
+from ui.tables import Key, csv_download, stored_key
 from ui.verdict_views import show_verdicts
 
 through_app()
@@ -24,6 +25,7 @@ ORDERS = {
     "dataset": "Dataset order",
 }
 AGAINST = ("the reference", "the first experiment's output")
+DOWNLOADS = {"summary": "summary", "per-example": "per-example", "side-by-side": "wide"}
 SCORE_FORMAT = {
     name: st.column_config.NumberColumn(format="%.3f")
     for name in [
@@ -97,13 +99,19 @@ def pick_study(studies: dict, choices: dict[int, Choice]) -> list[int]:
     return [c.id for c in members]
 
 
-def comparable(ids: list[int]) -> list[Variant]:
+@st.cache_data(max_entries=16, show_spinner=False)
+def stored_variants(stored: Key) -> list[Variant]:
+    url, ids, _ = stored
+    with session_scope(url) as session:
+        return compare.load_variants(session=session, experiment_ids=ids)
+
+
+def comparable(stored: Key) -> list[Variant]:
     """The chosen experiments that have scored results, or [] after saying what is missing."""
-    if not ids:
+    if not stored[1]:
         st.info("Pick two or more experiments, or a study, to compare.")
         return []
-    with session_scope() as session:
-        variants = compare.load_variants(session=session, experiment_ids=ids)
+    variants = stored_variants(stored)
     unscored = [v for v in variants if not v.scores]
     if unscored:
         listed = ", ".join(f"{v.id} ({v.status}, {v.n_done}/{v.n_examples} done)" for v in unscored)
@@ -121,7 +129,23 @@ def comparable(ids: list[int]) -> list[Variant]:
     return usable
 
 
-def show_summary(variants: list[Variant]) -> None:
+def only(stored: Key, variants: list[Variant]) -> Key:
+    """The key of these variants' tables: their revision is part of the one read for all."""
+    return stored[0], tuple(v.id for v in variants), stored[2]
+
+
+# A resource, not data: a Figure comes back from a pickle by validating each property again,
+# which takes as long as drawing it; st.plotly_chart only reads it.
+@st.cache_resource(max_entries=16, show_spinner=False)
+def figures(stored: Key, _variants: list[Variant]) -> tuple:
+    """ROUGE by variant, and against shots unless the verdicts draw that curve (else None)."""
+    rouge = charts.rouge_figure(compare.rouge_table(_variants))
+    curve = compare.shots_curve(_variants)
+    shown = not curve.empty and not verdicts.shots_only(_variants)
+    return rouge, charts.shots_figure(curve) if shown else None
+
+
+def show_summary(variants: list[Variant], stored: Key) -> None:
     st.subheader("Settings that differ, and ROUGE")
     table = compare.summary(variants)
     if not compare.differing_keys(variants):
@@ -131,30 +155,28 @@ def show_summary(variants: list[Variant]) -> None:
         "ROUGE: mean F-measure over the scored examples, with its 95% percentile-bootstrap "
         "confidence interval (ci_low to ci_high)."
     )
-    st.plotly_chart(charts.rouge_figure(compare.rouge_table(variants)))
-    curve = compare.shots_curve(variants)
-    if not curve.empty and not verdicts.shots_only(variants):  # else the verdicts draw it
+    rouge, shots = figures(stored, variants)
+    st.plotly_chart(rouge)
+    if shots is not None:
         st.subheader("ROUGE against the number of shots")
-        st.plotly_chart(charts.shots_figure(curve))
+        st.plotly_chart(shots)
 
 
-def show_downloads(ids: list[int]) -> None:
-    with session_scope() as session:
-        tables = {
-            "summary": export.summary_table(session=session, experiment_ids=ids),
-            "per-example": export.per_example_table(session=session, experiment_ids=ids),
-            "side-by-side": export.wide_table(session=session, experiment_ids=ids),
-        }
-    for column, (name, frame) in zip(st.columns(len(tables)), tables.items(), strict=True):
-        column.download_button(
-            f"Download {name} CSV",
-            export.to_csv_bytes(frame),
-            file_name=compare.csv_name(ids, name),
-            mime="text/csv",
-        )
+def show_downloads(stored: Key) -> None:
+    ids = stored[1]
+    for column, (name, table) in zip(st.columns(len(DOWNLOADS)), DOWNLOADS.items(), strict=True):
+        file_name = compare.csv_name(ids, name)
+        csv_download(column, f"Download {name} CSV", table, stored, file_name)
 
 
-def show_examples(variants: list[Variant]) -> None:
+@st.cache_data(max_entries=16, show_spinner=False)
+def examples_table(stored: Key, metric: str, order: str) -> pd.DataFrame:
+    url, ids, _ = stored
+    with session_scope(url) as session:
+        return compare.per_example(session=session, experiment_ids=ids, metric=metric, order=order)
+
+
+def show_examples(variants: list[Variant], stored: Key) -> None:
     st.subheader("Example by example")
     left, middle, right = st.columns(3)
     metric = left.selectbox("Score", ROUGE_COLUMNS, index=2, **kept("compare", "metric"))
@@ -163,10 +185,7 @@ def show_examples(variants: list[Variant]) -> None:
     )
     against = right.radio("Mark the words that differ from", AGAINST, **kept("compare", "vs"))
     try:
-        with session_scope() as session:
-            frame = compare.per_example(
-                session=session, experiment_ids=[v.id for v in variants], metric=metric, order=order
-            )
+        frame = examples_table(stored, metric, order)
     except PromptLabError as exc:  # e.g. different examples: the summary above still holds
         st.warning(str(exc))
         return
@@ -217,12 +236,14 @@ def text_of(value: object) -> str:
 st.title("Compare")
 with shown_errors():
     chosen = pick_experiments()
-    variants = comparable(chosen)
+    stored = stored_key(chosen)  # read once a rerun; what is built from it is cached by it
+    variants = comparable(stored)
     if variants:
-        show_summary(variants)
+        stored = only(stored, variants)
+        show_summary(variants, stored)
         try:
-            show_verdicts(variants)
+            show_verdicts(variants, stored)
         except PromptLabError as exc:  # e.g. different examples: the summary above still holds
             st.warning(plain(str(exc)))
-        show_downloads([v.id for v in variants])
-        show_examples(variants)
+        show_downloads(stored)
+        show_examples(variants, stored)

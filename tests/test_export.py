@@ -371,3 +371,59 @@ def test_reading_text_as_str_gives_the_same_table_as_the_sqlite_bytes_path(store
         plain = export.per_example_table(session=session, experiment_ids=ids)
     pd.testing.assert_frame_equal(fast, plain)
     assert fast.loc[3, "output"] == TRICKY
+
+
+# Revision --------------------------------------------------------------------------------------
+
+
+def _revision(db: str, ids=None, **kwargs) -> tuple:
+    with session_scope(db) as session:
+        return export.revision(session=session, experiment_ids=ids, **kwargs)
+
+
+def test_revision_stays_while_nothing_is_written(store):
+    ids = [store["first"], store["second"]]
+    assert _revision(store["db"], ids) == _revision(store["db"], ids)
+    assert _revision(store["db"]) == _revision(store["db"])
+
+
+def test_revision_changes_with_new_results_progress_status_and_label(store):
+    db, second = store["db"], store["second"]
+    seen = [_revision(db, [second])]
+    with session_scope(db) as session:  # a result replaced: same count, a newer id
+        session.execute(text("DELETE FROM results WHERE example_key = 'd4'"))
+        queries.add_results(
+            session=session, experiment_id=second, results=[_result("d4", 1, "again", 0.5)]
+        )
+    seen.append(_revision(db, [second]))
+    for change in ({"status": "completed"}, {"label": "renamed"}, {"aggregates": {"n": 2}}):
+        with session_scope(db) as session:
+            queries.update_experiment(session=session, experiment_id=second, **change)
+        seen.append(_revision(db, [second]))
+    assert len(set(seen)) == len(seen)
+    assert _revision(db, [store["first"]]) == _revision(db, [store["first"]])
+
+
+def test_revision_of_a_deleted_experiment_differs_from_its_successor_under_the_same_id(db):
+    with session_scope(db) as session:
+        first = _experiment(session, label="one", keys=["d1"])
+        queries.add_results(
+            session=session, experiment_id=first, results=[_result("d1", 0, "x", 0.5)]
+        )
+    before = _revision(db, [first])
+    with session_scope(db) as session:
+        queries.delete_experiments(session=session, experiment_ids=[first])
+    assert _revision(db, [first]) != before
+    with session_scope(db) as session:
+        again = _experiment(session, label="one", keys=["d1"], id=first)  # as SQLite reuses ids
+        queries.add_results(
+            session=session, experiment_id=again, results=[_result("d1", 0, "x", 0.5)]
+        )
+    assert _revision(db, [first]) != before
+
+
+def test_revision_without_results_reads_the_experiments_table_only(store):
+    seen = _statements(store["db"])
+    _revision(store["db"], results=False)
+    other_tables = re.compile(r"\b(FROM|JOIN)\s+(results|examples)\b", re.IGNORECASE)
+    assert seen and not any(other_tables.search(statement) for statement in seen)

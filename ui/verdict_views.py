@@ -10,22 +10,33 @@ from storage.db import session_scope
 from storage.queries import ROUGE_COLUMNS
 from ui.feedback import plain
 from ui.state import kept
+from ui.tables import Key
 
 FAMILIES = ("each against the first", "every pair")
 
 
-def show_verdicts(variants: list[Variant]) -> None:
+@st.cache_data(max_entries=16, show_spinner=False)
+def verdict_report(stored: Key, metric: str, baseline: int | None, _variants: list[Variant]):
+    """Paired verdicts (10,000 resamples), the shot curve and the luck of the seed, computed
+    once per revision of the experiments of `stored` (which `_variants` were read from)."""
+    with session_scope(stored[0]) as session:
+        found, aligned = verdicts.paired_verdicts(
+            session=session, variants=_variants, metric=metric, baseline=baseline
+        )
+        curve = verdicts.shots_study(session=session, variants=_variants, metric=metric)
+        spreads, changes = verdicts.repeat_report(
+            session=session, variants=_variants, metric=metric
+        )
+    return found, aligned, curve, spreads, changes
+
+
+def show_verdicts(variants: list[Variant], stored: Key) -> None:
     st.subheader("Is the difference real?")
     left, right = st.columns(2)
     metric = left.selectbox("Score tested", ROUGE_COLUMNS, index=2, **kept("compare", "tested"))
     family = right.radio("Compare", FAMILIES, horizontal=True, **kept("compare", "family"))
     baseline = variants[0].id if family == FAMILIES[0] else None
-    with session_scope() as session:
-        found, aligned = verdicts.paired_verdicts(
-            session=session, variants=variants, metric=metric, baseline=baseline
-        )
-        curve = verdicts.shots_study(session=session, variants=variants, metric=metric)
-        spreads, changes = verdicts.repeat_report(session=session, variants=variants, metric=metric)
+    found, aligned, curve, spreads, changes = verdict_report(stored, metric, baseline, variants)
     for comparison in found:
         (st.success if comparison.reliable else st.info)(plain(comparison.verdict()))
     st.dataframe(_table(found), hide_index=True)
@@ -44,7 +55,7 @@ def show_verdicts(variants: list[Variant]) -> None:
         )
     )
     if curve is not None:
-        _show_curve(curve)
+        _show_curve(stored, metric, curve)
     if spreads:
         _show_repeats(spreads, changes)
 
@@ -68,10 +79,15 @@ def _table(found: list[stats.PairedComparison]) -> pd.DataFrame:
     )
 
 
-def _show_curve(curve) -> None:
+def _show_curve(stored: Key, metric: str, curve) -> None:
     st.markdown("**How many shots are enough?**")
-    st.plotly_chart(charts.shot_curve_figure(curve))
+    st.plotly_chart(_curve_figure(stored, metric, curve))
     st.text(curve.explanation)
+
+
+@st.cache_resource(max_entries=16, show_spinner=False)  # as the Compare page's figures
+def _curve_figure(stored: Key, metric: str, _curve):
+    return charts.shot_curve_figure(_curve)
 
 
 def _show_repeats(spreads: dict, changes: list) -> None:

@@ -6,7 +6,12 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
+from core import compare, export, stats
+from storage import queries
+from storage.db import session_scope
+from storage.schema import ResultRecord
 from tests.test_compare import HOSTILE, store_experiment, store_study
+from tests.ui.counted import counted, deferred_downloads
 from tests.ui.shown import unescaped
 from ui.state import key
 
@@ -23,6 +28,7 @@ def db_url(tmp_path, monkeypatch) -> str:
 @pytest.fixture
 def app(db_url):
     st.cache_resource.clear()  # cached resources leak between AppTest instances
+    st.cache_data.clear()  # so does cached data: each test counts its own builds
     at = AppTest.from_file(APP, default_timeout=60)
     at.switch_page("pages/compare.py")  # straight there: the Playground would load the model
     return at
@@ -156,3 +162,97 @@ def test_verdicts_say_whether_a_difference_is_real(app, db_url):
     assert "10,000 resamples, seed 0" in captions
     assert "How many shots are enough?" in " ".join(m.value for m in app.markdown)
     assert any("shot" in t.value and "p" in t.value for t in app.text)
+
+
+def test_a_rerun_reads_no_results_and_resamples_nothing_again(app, db_url, monkeypatch):
+    ids = store_study(db_url, shots=(0, 1, 3))
+    reads = counted(monkeypatch, export, "_results_frame")
+    resampled = counted(monkeypatch, stats, "paired_bootstrap_ci")
+    written = counted(monkeypatch, export, "to_csv_bytes")
+    app.session_state["compare.ids"] = ids
+    app.run()
+    first = (len(reads), len(resampled))
+    assert first[0] >= 1 and first[1] >= 1
+    assert not written  # no CSV until one is downloaded
+    app.run()
+    assert not app.exception and not app.error
+    assert (len(reads), len(resampled), len(written)) == (*first, 0)
+    app.selectbox(key=key("compare", "tested")).set_value("rouge1").run()
+    assert len(resampled) > first[1]  # another score tested: computed for it
+
+
+def test_results_stored_since_the_last_rerun_are_shown(app, db_url):
+    done = store_experiment(db_url, [0.5] * 3, label="done")
+    running = store_experiment(db_url, [0.2, 0.3], shots=1, finish=False, label="running")
+    app.session_state["compare.ids"] = [done, running]
+    app.run()
+    assert app.dataframe[0].value["done"].tolist() == ["3/3", "2/3"]
+    add_result(db_url, running, position=2, score=0.9, output="a late answer")
+    app.run()
+    assert not app.exception and not app.error
+    summary = app.dataframe[0].value
+    assert summary["done"].tolist() == ["3/3", "3/3"]
+    assert summary["rougeL"].tolist()[1] == pytest.approx((0.2 + 0.3 + 0.9) / 3)
+    assert "a late answer" in app.dataframe[-1].value[f"e{running} output"].tolist()
+
+
+def test_a_deleted_experiment_leaves_and_a_new_one_under_its_id_is_shown(app, db_url):
+    ids = [store_experiment(db_url, [0.5] * 3, shots=k, label=f"k{k}") for k in (0, 1, 3)]
+    app.session_state["compare.ids"] = ids
+    app.run()
+    assert len(app.dataframe[0].value) == 3
+    with session_scope(db_url) as session:
+        queries.delete_experiments(session=session, experiment_ids=[ids[2]])
+    app.run()
+    assert f"{ids[2]} no longer exist" in app.warning[0].value
+    assert app.dataframe[0].value["variant"].tolist() == [f"#{ids[0]} k0", f"#{ids[1]} k1"]
+    newer = store_experiment(db_url, [0.1] * 3, shots=5, label="newer")
+    assert newer == ids[2]  # SQLite hands the freed id out again
+    app.session_state["compare.ids"] = ids  # sent again, as from the Experiments page
+    app.run()
+    summary = app.dataframe[0].value
+    assert summary["variant"].tolist()[2] == f"#{newer} newer"
+    assert summary["rougeL"].tolist() == pytest.approx([0.5, 0.5, 0.1])
+
+
+def test_downloads_are_written_on_click_with_the_export_bytes(app, db_url, monkeypatch):
+    files = deferred_downloads(monkeypatch)
+    ids = store_study(db_url, shots=(0, 1))
+    app.session_state["compare.ids"] = ids
+    app.run()
+    with session_scope(db_url) as session:
+        tables = {
+            "summary": export.summary_table(session=session, experiment_ids=ids),
+            "per-example": export.per_example_table(session=session, experiment_ids=ids),
+            "side-by-side": export.wide_table(session=session, experiment_ids=ids),
+        }
+    expected = {compare.csv_name(ids, n): export.to_csv_bytes(t) for n, t in tables.items()}
+    assert {name: write() for name, write in files.items()} == expected
+    add_result(db_url, ids[0], position=0, score=0.9, output="stored after the page was drawn")
+    per_example = files[compare.csv_name(ids, "per-example")]()
+    assert "stored after the page was drawn" in per_example.decode()  # as of the click
+
+
+def add_result(db_url: str, experiment_id: int, *, position: int, score: float, output: str):
+    """One more result, as a running experiment stores it (or replacing the one there)."""
+    with session_scope(db_url) as session:
+        record = queries.get_experiment(session=session, experiment_id=experiment_id)
+        example_key = record.example_keys[position]
+        session.query(ResultRecord).filter_by(
+            experiment_id=experiment_id, example_key=example_key
+        ).delete()
+        queries.add_results(
+            session=session,
+            experiment_id=experiment_id,
+            results=[
+                dict(
+                    example_key=example_key,
+                    position=position,
+                    prompt="a prompt",
+                    output=output,
+                    reference="a reference",
+                    **dict.fromkeys(("rouge1", "rouge2", "rougeL", "rougeLsum"), score),
+                    finish_reason="eos",
+                )
+            ],
+        )
