@@ -2,7 +2,6 @@
 stop strings, out-of-memory retries, streaming and seeded sampling."""
 
 import threading
-import time
 
 import pytest
 import torch
@@ -34,7 +33,7 @@ GREEDY = GenerationSettings(max_new_tokens=8)
 @pytest.fixture(scope="module", params=["causal", "seq2seq"])
 def tiny(request, tiny_causal_dir, tiny_t5_dir):
     folder = tiny_causal_dir if request.param == "causal" else tiny_t5_dir
-    return load_model(ModelRequest(str(folder)))
+    return load_model(ModelRequest(str(folder), device="cpu"))  # float32: exact comparisons
 
 
 def prompts_for(loaded, inputs=INPUTS):
@@ -169,17 +168,36 @@ def test_stream_pieces_join_to_the_batch_output(tiny):
     assert "".join(pieces) == stream.result.text == generate(tiny, [prompt], GREEDY)[0].text
 
 
+class CountedWaits(threading.Event):
+    """An Event that says when `wait` has returned unset `n` times (the reader's polls)."""
+
+    def __init__(self, n: int) -> None:
+        super().__init__()
+        self.n, self.reached = n, threading.Event()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        got = super().wait(timeout)
+        if not got:
+            self.n -= 1
+            if self.n <= 0:
+                self.reached.set()
+        return got
+
+
 def test_a_stream_waiting_for_another_runs_batch_does_not_time_out(tiny):
     prompt = prompts_for(tiny)[3]
     stream = TokenStream(tiny, prompt, GREEDY, timeout_s=0.3)
+    # The reader polls every 0.2 s for the model: three unanswered polls are more than 0.3 s of
+    # waiting, however slowly the threads run, so the timeout would have struck by then.
+    stream._generating = CountedWaits(3)
+    collected: list[str] = []
     with generate_lock:  # another session's batch holds the model for longer than the timeout
         pieces = iter(stream)
         waiter = threading.Thread(target=lambda: collected.extend(pieces))
-        collected: list[str] = []
         waiter.start()
-        time.sleep(1.0)
+        assert stream._generating.reached.wait(300)
         assert waiter.is_alive() and not collected  # still waiting, not failed
-    waiter.join(timeout=30)
+    waiter.join(timeout=300)
     assert "".join(collected) == stream.result.text == generate(tiny, [prompt], GREEDY)[0].text
 
 
