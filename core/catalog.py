@@ -10,13 +10,13 @@ import pandas as pd
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core import playground
 from core.export import summary_table
 from storage.schema import ExperimentRecord, StudyRecord
 
 SHOWN = [
     "id",
     "label",
+    "origin",
     "status",
     "study_id",
     "dataset",
@@ -75,7 +75,7 @@ def find(*, session: Session, filters: Filters) -> pd.DataFrame:
     if filters.until:
         query = query.where(ExperimentRecord.created_at < _start_of(filters.until + timedelta(1)))
     if not filters.include_playground:
-        query = query.where(ExperimentRecord.label != playground.LABEL)
+        query = query.where(ExperimentRecord.origin != "playground")
     if filters.text.strip():
         query = query.where(ExperimentRecord.label.icontains(filters.text.strip(), autoescape=True))
     ids = list(session.scalars(query))

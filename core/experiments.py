@@ -115,6 +115,7 @@ def create(
     db_url: str | None = None,
     study_id: int | None = None,
     example_keys: Sequence[str] | None = None,
+    origin: str = "experiment",  # or "playground" (storage.schema.ORIGINS)
 ) -> int:
     """Record an experiment as pending, with the exact examples it will evaluate."""
     dataset = get_dataset(spec.dataset, db_url=db_url)
@@ -138,6 +139,7 @@ def create(
             n_examples=len(example_keys),
             backend="served" if spec.endpoint else "local",
             endpoint=spec.endpoint.label() if spec.endpoint else None,
+            origin=origin,
         )
 
 

@@ -58,6 +58,7 @@ SETTINGS_FIELDS = (
 SUMMARY_SOURCE = {
     "id": ExperimentRecord.id,
     "label": ExperimentRecord.label,
+    "origin": ExperimentRecord.origin,  # experiment or playground
     "study_id": ExperimentRecord.study_id,
     "status": ExperimentRecord.status,
     "dataset": ExperimentRecord.dataset_name,

@@ -18,9 +18,11 @@ from core.served_stream import ServedStream
 from core.settings import GenerationSettings
 from storage import queries
 from storage.db import session_scope
+from storage.schema import TYPED_INPUTS
 
-TYPED_DATASET = "playground"  # inputs typed into the Playground, kept so that runs can re-run
-LABEL = "playground"
+TYPED_DATASET = TYPED_INPUTS  # inputs typed into the Playground, kept so that runs can re-run
+LABEL = "playground"  # only a label: Playground runs are told apart by their origin
+ORIGIN = "playground"
 
 
 def typed_example(text: str, reference: str | None = None) -> Example:
@@ -61,7 +63,8 @@ def store_run(
     *,
     db_url: str | None = None,
 ) -> int:
-    """Store one streamed run as a completed experiment (scored when there is a reference)."""
+    """Store one streamed run as a completed experiment (scored when there is a reference),
+    marked as the Playground's, so that the list hides it unless asked."""
     if spec.dataset == TYPED_DATASET:
         with session_scope(db_url) as session:
             queries.add_example(
@@ -70,7 +73,9 @@ def store_run(
                 example=example,
                 source="inputs typed in the Playground",
             )
-    experiment_id = experiments.create(spec, db_url=db_url, example_keys=[example.id])
+    experiment_id = experiments.create(
+        spec, db_url=db_url, example_keys=[example.id], origin=ORIGIN
+    )
     experiments.record_outputs(
         experiment_id, spec, [(example, prompt, output)], loaded, db_url=db_url
     )

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from core.data import Dataset, Example
 from core.errors import PromptLabError
 from storage.schema import (
+    TYPED_INPUTS,
     Base,
     DatasetRecord,
     ExampleRecord,
@@ -43,7 +44,12 @@ NAMES_SHOWN = {  # of columns whose own name would not say what they hold
 
 
 def save_dataset(*, session: Session, dataset: Dataset, replace: bool = False) -> int:
-    """Store a dataset whole; a name already taken is refused unless `replace`."""
+    """Store a dataset whole; a name already taken is refused unless `replace`, and the name
+    of the Playground's typed inputs always (they go in through add_example)."""
+    if dataset.name == TYPED_INPUTS:
+        raise PromptLabError(
+            f"The name '{TYPED_INPUTS}' is kept for inputs typed in the Playground; choose another."
+        )
     existing = session.scalar(select(DatasetRecord).where(DatasetRecord.name == dataset.name))
     if existing is not None:
         if not replace:

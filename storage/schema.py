@@ -29,6 +29,10 @@ NAMING = {
 }
 
 STATUSES = ("pending", "running", "completed", "interrupted", "failed")
+ORIGINS = ("experiment", "playground")  # where an experiment was made: a run or the Playground
+# The dataset that inputs typed in the Playground go into: a name no import may take, so that
+# it never mixes with a user's dataset (one may well be called "playground").
+TYPED_INPUTS = "(typed in the Playground)"
 
 
 def utcnow() -> datetime:
@@ -119,6 +123,10 @@ class ExperimentRecord(Base):
     seed: Mapped[int] = mapped_column(Integer, default=0)
     library_versions: Mapped[dict[str, Any]] = mapped_column(default=dict)
     backend: Mapped[str] = mapped_column(String(50), default="local")  # local or served
+    # One of ORIGINS: Playground runs are told apart by it, never by their label.
+    origin: Mapped[str] = mapped_column(
+        String(20), default="experiment", server_default="experiment"
+    )
     # The served endpoint's base URL and model name ("" for a local model); never an API key.
     endpoint: Mapped[str | None] = mapped_column(String(1000))
     status: Mapped[str] = mapped_column(String(20), default="pending", index=True)

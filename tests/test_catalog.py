@@ -17,10 +17,19 @@ def found(db, **filters):
         return catalog.find(session=session, filters=catalog.Filters(**filters))["id"].tolist()
 
 
+def from_the_playground(db, experiment_id):
+    """Marked as the Playground marks the runs it stores (playground.store_run)."""
+    with session_scope(db) as session:
+        queries.update_experiment(
+            session=session, experiment_id=experiment_id, origin=playground.ORIGIN
+        )
+    return experiment_id
+
+
 def test_filters_narrow_the_list_and_playground_runs_are_hidden_by_default(db):
     study = store_study(db, shots=(0, 1))
     lone = store_experiment(db, [0.5] * 3, label="Baseline 50%_x", finish=False)
-    typed = store_experiment(db, [0.1] * 3, label=playground.LABEL)
+    typed = from_the_playground(db, store_experiment(db, [0.1] * 3, label=playground.LABEL))
     assert found(db) == [lone, *reversed(study)]
     assert found(db, include_playground=True) == [typed, lone, *reversed(study)]
     assert found(db, study_id=1) == list(reversed(study))
@@ -33,6 +42,17 @@ def test_filters_narrow_the_list_and_playground_runs_are_hidden_by_default(db):
         lone,
         *reversed(study),
     ]
+
+
+def test_an_experiment_labelled_playground_is_listed_and_a_playground_run_is_not(db):
+    mine = store_experiment(db, [0.4] * 3, label="playground")
+    run = from_the_playground(db, store_experiment(db, [0.2] * 3, label="anything"))
+    assert found(db) == [mine]
+    assert found(db, include_playground=True) == [run, mine]
+    assert found(db, text="playground") == [mine]
+    with session_scope(db) as session:
+        table = catalog.find(session=session, filters=catalog.Filters(include_playground=True))
+    assert table["origin"].tolist() == ["playground", "experiment"]
 
 
 def test_date_filters_take_whole_days(db):

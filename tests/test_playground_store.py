@@ -4,7 +4,7 @@ re-run from the record like any other experiment."""
 import pytest
 
 from core import experiments, playground
-from core.data import load_builtin
+from core.data import Dataset, Example, load_builtin
 from core.errors import PromptLabError
 from core.experiments import RunSpec
 from core.models import ModelRequest, get_model
@@ -85,3 +85,27 @@ def test_a_dataset_example_run_is_stored_against_its_dataset(db, tiny_causal_dir
 def test_an_empty_typed_input_is_refused():
     with pytest.raises(PromptLabError, match="Type an input"):
         playground.typed_example("  \n")
+
+
+def test_typed_inputs_never_mix_with_a_users_dataset_named_playground(db, tiny_causal_dir):
+    mine = Dataset("playground", (Example("p1", "#Person1#: hi", "a greeting"),), "mine.csv")
+    with session_scope(db) as session:
+        queries.save_dataset(session=session, dataset=mine)
+    example = playground.typed_example("hello what was going on ?")
+    spec = RunSpec(
+        dataset=playground.TYPED_DATASET,
+        pool_dataset="dialogues",
+        split=None,
+        model=ModelRequest(str(tiny_causal_dir)),
+        settings=GenerationSettings(max_new_tokens=2),
+        label=playground.LABEL,
+    )
+    experiment_id, _ = stream_and_store(spec, example, db)
+    with session_scope(db) as session:
+        theirs = queries.load_dataset(session=session, name="playground")
+        typed = queries.load_dataset(session=session, name=playground.TYPED_DATASET)
+        record = queries.get_experiment(session=session, experiment_id=experiment_id)
+        assert record.origin == "playground" and record.label == "playground"
+        assert record.dataset_name == playground.TYPED_DATASET
+    assert theirs == mine
+    assert [ex.id for ex in typed.examples] == [example.id]

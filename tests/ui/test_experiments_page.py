@@ -180,3 +180,14 @@ def test_deleting_a_running_experiment_is_refused_with_a_message_and_loses_nothi
     assert [r.id for r in stored(db)] == [experiment_id]
     assert app.multiselect(key=K + "selected").value == [experiment_id]
     assert not app.success
+
+
+def test_a_users_dataset_named_playground_is_offered_in_the_form(app, db):
+    mine = Dataset("playground", (Example("p1", "#Person1#: hi", "a greeting", "eval"),))
+    with session_scope(db) as session:
+        queries.save_dataset(session=session, dataset=mine)
+    app.run()
+    assert "playground" in app.selectbox(key=K + "dataset").options
+    app.selectbox(key=K + "dataset").set_value("playground").run()
+    assert not app.exception
+    assert "1 experiment(s) × 1 example(s) = 1 generations." in [c.value for c in app.caption]
