@@ -55,8 +55,9 @@ def token_confidence(
         return []
     # One pass: the prompt and all but the last answer token predict every answer token.
     logits = forward_logits(loaded, encode_prompt(loaded, prompt), ids[:-1], keep=len(ids))
-    probs = torch.softmax(logits, dim=-1)
-    chosen = probs[torch.arange(len(ids)), torch.tensor(ids)].tolist()
+    # In float64, via the log: a float32 softmax rounds an unlikely token's probability to 0.
+    log_probs = torch.log_softmax(logits.double(), dim=-1)
+    chosen = log_probs[torch.arange(len(ids)), torch.tensor(ids)].exp().tolist()
     texts = answer_texts(loaded.tokenizer, ids)
     return [TokenConfidence(i, t, float(p)) for i, t, p in zip(ids, texts, chosen, strict=True)]
 

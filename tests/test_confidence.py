@@ -3,6 +3,7 @@ each answer token, the same as the inspector's raw stage; storage and summary.""
 
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -15,7 +16,7 @@ from core.confidence import (
     token_confidence,
 )
 from core.errors import PromptLabError
-from core.inspector import inspect_step
+from core.inspector import encode_prompt, forward_logits, inspect_step
 from core.models import ModelRequest, load_model
 from core.settings import GenerationSettings
 from tests.test_inspector import GREEDY, prompt_for, run_generate
@@ -24,7 +25,7 @@ from tests.test_inspector import GREEDY, prompt_for, run_generate
 @pytest.fixture(scope="module", params=["causal", "seq2seq"])
 def tiny(request, tiny_causal_dir, tiny_t5_dir):
     folder = tiny_causal_dir if request.param == "causal" else tiny_t5_dir
-    return load_model(ModelRequest(str(folder)))
+    return load_model(ModelRequest(str(folder), device="cpu"))
 
 
 def test_a_greedy_answer_has_the_top_raw_probability_at_every_step(tiny):
@@ -59,7 +60,22 @@ def test_an_answer_given_as_text_is_tokenized_without_special_tokens(tiny):
     by_text = token_confidence(tiny, prompt, text)
     assert by_text == token_confidence(tiny, prompt, ids)
     assert " ".join(t.text.strip() for t in by_text) == text
-    assert all(0 < t.probability <= 1 for t in by_text) or tiny.kind == "seq2seq"
+    assert all(0 < t.probability <= 1 for t in by_text)
+
+
+def test_a_token_too_unlikely_for_float32_still_gets_its_tiny_probability_not_zero(tiny):
+    prompt = prompt_for(tiny)
+    ids = encode_answer(tiny, "one person asks about a train ticket")
+    logits = forward_logits(tiny, encode_prompt(tiny, prompt), ids[:-1], keep=len(ids)).numpy()
+    # Independently: log-softmax by hand in float64 (max-shifted log-sum-exp), then exp.
+    rows = logits.astype(np.float64)
+    shifted = rows - rows.max(axis=1, keepdims=True)
+    log_p = shifted[np.arange(len(ids)), ids] - np.log(np.exp(shifted).sum(axis=1))
+    got = [t.probability for t in token_confidence(tiny, prompt, ids)]
+    assert got == pytest.approx(np.exp(log_p).tolist(), rel=1e-9, abs=0)
+    assert all(0 < p <= 1 for p in got)
+    if tiny.kind == "seq2seq":  # its random weights give huge logits: softmax in float32 gave 0
+        assert log_p.min() < np.log(np.finfo(np.float32).tiny)
 
 
 def test_an_empty_answer_has_no_tokens_and_an_empty_summary(tiny):
