@@ -20,7 +20,7 @@ from storage.db import session_scope
 @pytest.fixture
 def spec(tiny_causal_dir):
     return RunSpec(
-        model=ModelRequest(str(tiny_causal_dir)),
+        model=ModelRequest(str(tiny_causal_dir), device="cpu"),  # the device recorded is checked
         design=PRESETS["flan"].with_(shots=1),
         settings=GenerationSettings(max_new_tokens=6),
         limit=6,

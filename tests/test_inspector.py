@@ -30,7 +30,7 @@ PENALISED = SAMPLING.with_(repetition_penalty=1.3, no_repeat_ngram_size=2, min_n
 @pytest.fixture(scope="module", params=["causal", "seq2seq"])
 def tiny(request, tiny_causal_dir, tiny_t5_dir):
     folder = tiny_causal_dir if request.param == "causal" else tiny_t5_dir
-    return load_model(ModelRequest(str(folder)))
+    return load_model(ModelRequest(str(folder), device="cpu"))  # float32: exact comparisons
 
 
 def prompt_for(loaded, text=INPUT):

@@ -13,7 +13,7 @@ from core.models import ModelRequest, get_model, load_model, resolve_device, res
 
 
 def test_causal_folder_loads_with_left_padding_and_its_context_window(tiny_causal_dir):
-    loaded = load_model(ModelRequest(str(tiny_causal_dir)))
+    loaded = load_model(ModelRequest(str(tiny_causal_dir), device="cpu"))
     assert loaded.kind == "causal"
     assert loaded.tokenizer.padding_side == "left"
     assert (loaded.device, loaded.dtype, loaded.context_window) == ("cpu", "float32", 256)
@@ -63,8 +63,26 @@ def test_model_needing_its_own_code_explains_trust_remote_code(tmp_path):
         load_model(ModelRequest(str(tmp_path)))
 
 
+def automatic_choice() -> tuple[str, str]:
+    """What the README promises: CUDA (bf16 where supported, else fp16), then Apple MPS
+    (fp16), then the CPU (fp32), read from this machine."""
+    if torch.cuda.is_available():
+        return "cuda", "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
+    if torch.backends.mps.is_available():
+        return "mps", "float16"
+    return "cpu", "float32"
+
+
+def test_the_automatic_choice_is_the_best_device_here_with_its_usual_dtype(tiny_causal_dir):
+    device, dtype = automatic_choice()
+    assert resolve_device(None) == resolve_device("auto") == device
+    assert resolve_dtype(None, device) == dtype
+    loaded = load_model(ModelRequest(str(tiny_causal_dir)))
+    assert (loaded.device, loaded.dtype) == (device, dtype)
+    assert next(loaded.model.parameters()).device.type == device
+
+
 def test_device_and_dtype_choices():
-    assert resolve_device(None) == ("cuda" if torch.cuda.is_available() else "cpu")
     assert resolve_dtype(None, "cpu") == "float32"
     assert resolve_dtype("fp16", "cpu") == "float16"
     with pytest.raises(PromptLabError, match="Unknown dtype 'int3'"):
@@ -74,7 +92,7 @@ def test_device_and_dtype_choices():
 
 
 def test_asking_for_cuda_without_a_gpu_is_a_message(monkeypatch):
-    # This machine has no GPU; the check is made to see none on machines that have one.
+    # Made to see no GPU (the one thing mocked), so that this runs on machines that have one.
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(PromptLabError, match="no CUDA GPU"):
         resolve_device("cuda")
@@ -83,7 +101,9 @@ def test_asking_for_cuda_without_a_gpu_is_a_message(monkeypatch):
 def test_registry_reuses_the_loaded_model_and_frees_it_on_switch(tiny_causal_dir, tiny_t5_dir):
     try:
         first = get_model(ModelRequest(str(tiny_causal_dir)))
-        assert get_model(ModelRequest(str(tiny_causal_dir), device="cpu")) is first
+        # Asking for the device that "auto" chose here is the same request: no second load.
+        here = ModelRequest(str(tiny_causal_dir), device=automatic_choice()[0])
+        assert get_model(here) is first
         old = weakref.ref(first.model)
         del first
         second = get_model(ModelRequest(str(tiny_t5_dir)))
