@@ -8,46 +8,56 @@ from core.data import BUILTIN_NAME
 from core.errors import PromptLabError
 from core.experiments import RunSpec
 from core.generation import generate_lock
-from core.models import EMBEDDED, ModelRequest, current_model, get_model, hold, prompt_tokenizer
+from core.models import hold
 from core.rendering import render_for_model
 from core.scoring import RougeOptions, score_rouge
 from core.streaming import TokenStream
 from storage import queries
 from storage.db import session_scope
-from ui import inside_views, served_inputs, widgets
+from ui import inside_views, model_choice, served_inputs, widgets
 from ui.feedback import plain, shown_errors
 from ui.navigation import through_app
 from ui.prompt_view import coloured_prompt, context_bar
-from ui.state import kept, key
+from ui.state import kept
 
 through_app()
 
 PAGE = "playground"
 LAST = "playground.last"  # the last run's outcome, shown until the next run
+STOPPED = "playground.stopped"  # Stop was pressed: say so once, on the rerun it causes
 
 
 def answer(endpoint, request, loaded, prompt, settings, design):
     """Stream the answer into the page, from the local model or the endpoint; the finished
-    stream holds the Output."""
-    shown, box = "", st.empty()
+    stream holds the Output. Stop (or any other click, or leaving the page) ends the stream."""
+    shown, box, stop = "", st.empty(), st.empty()
+    stop.button("Stop", key="playground-stop", on_click=_note_stopped)
     if endpoint is None:
         with hold(request) as held:  # stays loaded until the answer ends
             if generate_lock.locked():
                 box.caption("Waiting for the batch another run is generating…")
             stream = TokenStream(held, prompt, settings)
-            for piece in stream:
-                shown += piece
-                box.text(shown)
+            try:
+                for piece in stream:
+                    shown += piece
+                    box.text(shown)
+            finally:  # Streamlit interrupts the loop on a rerun: generation must end with it
+                stream.close()
     else:
         box.caption(f"Waiting for {endpoint.base_url}…")
         stream = playground.served_answer(endpoint, loaded, prompt, settings, design)
         for piece in stream:
             shown += piece
             box.text(shown)
+    stop.empty()
     if stream.result is None:
         raise PromptLabError("Generation ended without an answer.")
     box.empty()
     return stream
+
+
+def _note_stopped() -> None:
+    st.session_state[STOPPED] = True
 
 
 st.title("Playground")
@@ -55,15 +65,7 @@ st.caption("Compose a prompt, see exactly what the model receives, run it and sc
 
 with st.sidebar:
     st.header("Model")
-    if key(PAGE, "model") not in st.session_state:
-        loaded_now = current_model()
-        st.session_state[key(PAGE, "model")] = loaded_now.model_id if loaded_now else EMBEDDED
-    st.text_input(
-        "Model (Hugging Face id or folder)",
-        **kept(PAGE, "model"),
-        help="The model loaded here; for a served endpoint, the one whose tokenizer and chat "
-        "template render the prompt (the served model's own, or one that shares them).",
-    )
+    load_pressed, loaded_note = model_choice.model_field(PAGE)
     endpoint, backend_ready = None, False  # a half-filled endpoint must not fall back to local
     with shown_errors():
         endpoint = served_inputs.backend_inputs(PAGE, one_request=True)
@@ -133,13 +135,10 @@ ready = data is not None and (typed or chosen is not None)
 if backend_ready and settings is not None and design is not None and ready:
     with shown_errors():
         example = playground.typed_example(text, reference) if typed else chosen
-        request = ModelRequest(st.session_state[key(PAGE, "model")].strip() or EMBEDDED)
-        if endpoint is None:
-            with st.spinner("Loading the model…"):
-                loaded = get_model(request)
-        else:  # the server generates: only the tokenizer and chat template are needed here
-            with st.spinner("Loading the tokenizer…"):
-                loaded = prompt_tokenizer(request)
+        # For a served endpoint only the tokenizer and chat template are needed here.
+        loaded = model_choice.model_in_use(PAGE, load=load_pressed, served=endpoint is not None)
+        model_choice.show_loaded(PAGE, loaded_note, loaded)
+        request = model_choice.request_of(PAGE, loaded)
         prompt = render_for_model(
             loaded, design, example, data.pool, max_new_tokens=settings.max_new_tokens
         )
@@ -164,6 +163,8 @@ if backend_ready and settings is not None and design is not None and ready:
         )
         run = st.button("Run", type="primary", disabled=blocked)
         output_box = st.container(key="playground-output")
+        if st.session_state.pop(STOPPED, False):
+            output_box.info("Stopped: the answer was cut short and not stored.")
         if run:
             st.session_state.pop(LAST, None)
             with output_box:

@@ -180,3 +180,26 @@ def test_a_stored_dataset_with_no_pool_or_eval_split_shows_messages_not_an_error
     assert app.number_input(key="keep.playground.shots").max == 0
     assert any("no pool split" in c.value for c in app.caption)
     assert "#Person1#: Hello." in app.code[0].value  # a zero-shot prompt for the typed input
+
+
+def sidebar_captions(at) -> str:
+    return " ".join(unescaped(c.value) for c in at.sidebar.caption)
+
+
+def test_a_typed_model_is_loaded_only_when_load_is_pressed(app, tiny_causal_dir):
+    before = models.current_model()
+    assert before.model_id == models.EMBEDDED
+    assert "is not loaded yet" not in sidebar_captions(app)
+    app.text_input(key="keep.playground.model").set_value(str(tiny_causal_dir)).run()
+    assert not app.exception
+    assert models.current_model() is before  # typing evicted nothing and loaded nothing
+    assert f"Loaded: {models.EMBEDDED}" in sidebar_captions(app)
+    assert f"'{tiny_causal_dir}' is not loaded yet: press Load." in sidebar_captions(app)
+    assert "<|im_start|>" in app.code[0].value  # still rendered for SmolLM2
+    next(b for b in app.button if b.label == "Load").click().run()
+    assert not app.exception
+    assert models.current_model().model_id == str(tiny_causal_dir)
+    assert f"Loaded: {tiny_causal_dir}" in sidebar_captions(app)
+    assert "is not loaded yet" not in sidebar_captions(app)
+    app.run()  # the next rerun keeps it
+    assert models.current_model().model_id == str(tiny_causal_dir)
