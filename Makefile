@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PORT ?= 8501
 
-.PHONY: setup system-packages run test test-fast screenshots bench lint clean
+.PHONY: setup system-packages run test test-fast test-gpu screenshots bench lint clean
 
 setup: $(STAMP)
 
@@ -50,6 +50,11 @@ test: setup system-packages llama-server
 
 test-fast: setup
 	$(PY) -m pytest -m "not slow"
+
+# The tests marked gpu alone (tests/test_gpu.py), on a machine with a CUDA GPU; elsewhere they
+# fail saying so. `make test` runs them too where CUDA is present, and leaves them out elsewhere.
+test-gpu: setup
+	$(PY) -m pytest -m gpu
 
 # The real-browser test alone; its page screenshots become the README's docs/screenshots/.
 SHOTS := artifacts/screenshots

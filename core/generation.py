@@ -72,7 +72,8 @@ def generate_batches(
     """Yield (indices into `prompts`, outputs) batch by batch, so callers can store as they go.
 
     Prompts of similar length share a batch (less padding); on out-of-memory the batch size
-    halves and the batch is retried. Greedy outputs do not depend on the batching.
+    halves and the batch is retried. Greedy outputs do not depend on the batching in float32;
+    in bf16/fp16 padding changes the rounding, so an answer can part at a near-tie.
     """
     tokenizer = loaded.tokenizer
     encoded = [

@@ -26,6 +26,7 @@ from transformers import (  # noqa: E402
 from tests import postgres  # noqa: E402
 
 DATABASES = ("sqlite", "postgresql")  # the `db` params of tests marked both_databases
+GPU_DESELECTED = pytest.StashKey[int]()  # how many gpu tests this run left out
 
 WORDS = (
     "the a person one two asks tells about summary dialogue what was going on ? . , : "
@@ -129,6 +130,26 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Tests marked both_databases that use `db` run once per database, named in the test id."""
     if "db" in metafunc.fixturenames and metafunc.definition.get_closest_marker("both_databases"):
         metafunc.parametrize("db", DATABASES, indirect=True)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked gpu need CUDA: without it they are deselected, and the summary says so,
+    unless `-m` names gpu (`make test-gpu`), when they run and fail saying what they need."""
+    if torch.cuda.is_available() or "gpu" in (config.option.markexpr or ""):
+        return
+    gpu = [item for item in items if item.get_closest_marker("gpu")]
+    if gpu:
+        items[:] = [item for item in items if not item.get_closest_marker("gpu")]
+        config.hook.pytest_deselected(items=gpu)
+        config.stash[GPU_DESELECTED] = len(gpu)
+
+
+def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
+    if config.stash.get(GPU_DESELECTED, 0):
+        terminalreporter.write_line(
+            f"{config.stash[GPU_DESELECTED]} gpu test(s) deselected: no CUDA GPU here "
+            "(`make test-gpu` runs them on a machine with one)."
+        )
 
 
 @pytest.fixture(scope="session")
