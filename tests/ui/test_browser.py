@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from storage import queries
+from storage.db import session_scope
 from tests.ui.browser import (
     MODEL_TIMEOUT_S,
     VIEWPORT,
@@ -175,3 +177,36 @@ def test_a_direct_link_to_a_fresh_server_opens_the_page_inside_the_app(
                 assert "app" not in nav.split(), nav  # the legacy mode lists app.py as "app"
         finally:
             context.close()
+
+
+def test_stop_ends_a_streamed_answer_and_frees_the_model_for_the_next_run(
+    page, server: AppServer
+) -> None:
+    def stored() -> int:
+        with session_scope(server.db_url) as session:
+            return len(queries.list_experiments(session=session))
+
+    with explained(server, page, "stop-a-stream"):
+        open_page(page, server, "/", timeout_s=MODEL_TIMEOUT_S)
+        before = stored()
+        # 4096 tokens at the least: minutes on a CPU, so the answer is still streaming at Stop.
+        commit(page, page.get_by_role("spinbutton", name="max_new_tokens"), "4096")
+        page.get_by_text("More", exact=True).click()
+        commit(page, page.get_by_role("spinbutton", name="min_new_tokens"), "4096")
+        page.get_by_role("button", name="Run", exact=True).click()
+        stop = page.get_by_role("button", name="Stop", exact=True)
+        stop.wait_for(state="visible", timeout=MODEL_TIMEOUT_S * 1000)
+        output = page.locator(".st-key-playground-output [data-testid='stText']").first
+        output.wait_for(timeout=MODEL_TIMEOUT_S * 1000)  # the answer has begun
+        stop.click()
+        page.get_by_text("Stopped: the answer was cut short").wait_for(timeout=60_000)
+        wait_idle(page)
+        assert stored() == before
+
+    with explained(server, page, "run-after-stop"):
+        commit(page, page.get_by_role("spinbutton", name="min_new_tokens"), "0")
+        commit(page, page.get_by_role("spinbutton", name="max_new_tokens"), "8")
+        page.get_by_role("button", name="Run", exact=True).click()
+        # Had the stopped stream kept the generation lock, this run would wait for its 4096.
+        page.get_by_text("finished by").first.wait_for(timeout=MODEL_TIMEOUT_S * 1000)
+        assert stored() == before + 1
