@@ -11,7 +11,7 @@ from core.models import EMBEDDED, ModelRequest
 from storage import queries
 from storage.db import session_scope
 from ui import jobs_panel, served_inputs, widgets
-from ui.experiment_views import CLEAR, detail, list_filters
+from ui.experiment_views import CLEAR, detail, found, list_filters
 from ui.feedback import shown_errors
 from ui.navigation import through_app
 from ui.state import kept, key
@@ -167,7 +167,7 @@ with new_run, shown_errors():
 with stored, shown_errors():
     with session_scope() as session:
         filters = list_filters(catalog.options(session=session))
-        table = catalog.find(session=session, filters=filters)
+    table = found(filters)
     if table.empty:
         st.info("No stored experiments match. Start one in the other tab, or widen the filters.")
     else:

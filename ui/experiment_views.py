@@ -5,17 +5,18 @@ from collections.abc import Sequence
 from datetime import date
 
 import pandas as pd
+import pyarrow as pa
 import streamlit as st
 
-from core import catalog, experiments, jobs
+from core import catalog, experiments, export, jobs
 from core.errors import PromptLabError
-from core.export import per_example_table, summary_table, to_csv_bytes, wide_table
 from storage import queries
-from storage.db import session_scope
+from storage.db import database_url, session_scope
 from storage.schema import STATUSES
 from ui import jobs_panel
 from ui.feedback import plain
 from ui.state import kept
+from ui.tables import TABLES, Key, csv_download, stored_key
 
 CLEAR = "experiments.clear_selection"
 
@@ -55,28 +56,53 @@ def _day(value: object) -> date | None:
     return value if isinstance(value, date) else None
 
 
+def found(filters: catalog.Filters) -> pd.DataFrame:
+    """The stored experiments matching `filters`, rebuilt only when one of them changes."""
+    url = database_url()
+    with session_scope(url) as session:
+        return _found(url, filters, export.revision(session=session, results=False))
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def _found(url: str, filters: catalog.Filters, revision: tuple) -> pd.DataFrame:
+    with session_scope(url) as session:
+        return catalog.find(session=session, filters=filters)
+
+
 def detail(chosen: Sequence[int], fill_key: str) -> None:
     """Actions and details for the selected experiments."""
     if not chosen:
         st.caption("Select experiments to open, compare, re-run, resume or delete them.")
         return
     ids = list(chosen)
-    with session_scope() as session:  # each table read once, for the downloads and the views
+    stored = stored_key(ids)  # read first: a table built later is at least as new as its key
+    with session_scope() as session:
         records = queries.list_experiments(session=session, ids=ids)
-        tables = {
-            "summary": summary_table(session=session, experiment_ids=ids),
-            "per-example": per_example_table(session=session, experiment_ids=ids),
-            "wide": wide_table(session=session, experiment_ids=ids),
-        }
     failed = {r.id: (r.aggregates or {}).get("n_failed", 0) for r in records}
     _actions(ids, {r.id: r.status for r in records}, failed, fill_key)
-    _downloads(ids, tables)
-    per_example = tables["per-example"]
+    _downloads(ids, stored)
+    results = results_shown(stored)
     for record in sorted(records, key=lambda r: ids.index(r.id)):
         with st.expander(
             f"#{record.id} {record.label or ''} — {record.status}", expanded=len(chosen) == 1
         ):
-            _one(record, per_example[per_example["experiment_id"] == record.id])
+            _one(record, results[record.id])
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def results_shown(stored: Key) -> dict[int, pa.Table]:
+    """Each experiment's per-example rows, built once per revision; as Arrow tables, which
+    st.dataframe sends as they are, where it converts a DataFrame again on every rerun."""
+    url, ids, _ = stored
+    with session_scope(url) as session:
+        frame = export.per_example_table(session=session, experiment_ids=ids)
+    return {
+        i: pa.Table.from_pandas(
+            frame[frame["experiment_id"] == i].drop(columns=["experiment_id"]),
+            preserve_index=False,
+        )
+        for i in ids
+    }
 
 
 def _actions(
@@ -127,19 +153,13 @@ def _actions(
         st.rerun()
 
 
-def _downloads(chosen: list[int], tables: dict[str, pd.DataFrame]) -> None:
+def _downloads(chosen: list[int], stored: Key) -> None:
     stem = "experiments-" + "-".join(map(str, chosen[:6]))
-    cols = st.columns(3)
-    for col, (name, frame) in zip(cols, tables.items(), strict=True):
-        col.download_button(
-            f"{name.capitalize()} CSV",
-            to_csv_bytes(frame),
-            file_name=f"{stem}-{name}.csv",
-            mime="text/csv",
-        )
+    for col, name in zip(st.columns(len(TABLES)), TABLES, strict=True):
+        csv_download(col, f"{name.capitalize()} CSV", name, stored, f"{stem}-{name}.csv")
 
 
-def _one(record, results: pd.DataFrame) -> None:
+def _one(record, results: pa.Table) -> None:
     left, right = st.columns(2)
     with left:
         if record.backend == "served":
@@ -169,4 +189,4 @@ def _one(record, results: pd.DataFrame) -> None:
             )
         else:
             st.caption("No scores yet.")
-    st.dataframe(results.drop(columns=["experiment_id"]), hide_index=True)
+    st.dataframe(results, hide_index=True)

@@ -9,9 +9,8 @@ from streamlit.testing.v1 import AppTest
 from core import compare, export, stats
 from storage import queries
 from storage.db import session_scope
-from storage.schema import ResultRecord
 from tests.test_compare import HOSTILE, store_experiment, store_study
-from tests.ui.counted import counted, deferred_downloads
+from tests.ui.counted import add_result, counted, deferred_downloads
 from tests.ui.shown import unescaped
 from ui.state import key
 
@@ -231,28 +230,3 @@ def test_downloads_are_written_on_click_with_the_export_bytes(app, db_url, monke
     add_result(db_url, ids[0], position=0, score=0.9, output="stored after the page was drawn")
     per_example = files[compare.csv_name(ids, "per-example")]()
     assert "stored after the page was drawn" in per_example.decode()  # as of the click
-
-
-def add_result(db_url: str, experiment_id: int, *, position: int, score: float, output: str):
-    """One more result, as a running experiment stores it (or replacing the one there)."""
-    with session_scope(db_url) as session:
-        record = queries.get_experiment(session=session, experiment_id=experiment_id)
-        example_key = record.example_keys[position]
-        session.query(ResultRecord).filter_by(
-            experiment_id=experiment_id, example_key=example_key
-        ).delete()
-        queries.add_results(
-            session=session,
-            experiment_id=experiment_id,
-            results=[
-                dict(
-                    example_key=example_key,
-                    position=position,
-                    prompt="a prompt",
-                    output=output,
-                    reference="a reference",
-                    **dict.fromkeys(("rouge1", "rouge2", "rougeL", "rougeLsum"), score),
-                    finish_reason="eos",
-                )
-            ],
-        )

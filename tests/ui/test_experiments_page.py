@@ -7,12 +7,15 @@ import time
 from pathlib import Path
 
 import pytest
+import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from core import experiments, jobs, models
+from core import experiments, export, jobs, models
 from core.data import Dataset, Example
 from storage import queries
 from storage.db import session_scope
+from tests.test_compare import store_experiment, store_study
+from tests.ui.counted import add_result, counted, deferred_downloads
 from tests.ui.shown import unescaped
 
 pytestmark = pytest.mark.slow
@@ -191,3 +194,77 @@ def test_a_users_dataset_named_playground_is_offered_in_the_form(app, db):
     app.selectbox(key=K + "dataset").set_value("playground").run()
     assert not app.exception
     assert "1 experiment(s) × 1 example(s) = 1 generations." in [c.value for c in app.caption]
+
+
+@pytest.fixture
+def page(db):
+    """The page opened straight away, without the Playground (and its model) first."""
+    st.cache_data.clear()  # cached data outlives an AppTest: each test counts its own builds
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.switch_page("pages/experiments.py")
+    return at
+
+
+def test_a_rerun_of_open_experiments_reads_nothing_again_and_writes_no_csv(page, db, monkeypatch):
+    ids = store_study(db, shots=(0, 1))
+    results_read = counted(monkeypatch, export, "_results_frame")
+    rows_listed = counted(monkeypatch, export, "_summary_row")
+    written = counted(monkeypatch, export, "to_csv_bytes")
+    page.session_state[K + "selected"] = ids
+    page.run()
+    assert len(page.get("download_button")) == 3
+    first = (len(results_read), len(rows_listed))
+    assert first[0] >= 1 and first[1] >= 1
+    assert not written  # no CSV until one is downloaded
+    page.run()
+    assert not page.exception and not page.error
+    assert (len(results_read), len(rows_listed), len(written)) == (*first, 0)
+
+
+def test_results_stored_since_the_last_rerun_are_shown(page, db):
+    running = store_experiment(db, [0.2, 0.3], finish=False, label="running")
+    page.session_state[K + "selected"] = [running]
+    page.run()
+    assert len(page.dataframe[-1].value) == 2
+    add_result(db, running, position=2, score=0.9, output="a late answer")
+    page.run()
+    assert not page.exception and not page.error
+    assert page.dataframe[0].value["n_done"].tolist() == [3]
+    assert page.dataframe[-1].value["output"].tolist()[-1] == "a late answer"
+
+
+def test_a_deleted_experiment_leaves_and_a_new_one_under_its_id_is_shown(page, db):
+    kept_id = store_experiment(db, [0.5] * 3, label="kept")
+    gone = store_experiment(db, [0.4] * 3, shots=1, outputs=["old"] * 3, label="gone")
+    page.session_state[K + "selected"] = [kept_id, gone]
+    page.run()
+    assert page.dataframe[0].value["label"].tolist() == ["gone", "kept"]
+    with session_scope(db) as session:
+        queries.delete_experiments(session=session, experiment_ids=[gone])
+    page.run()
+    assert page.dataframe[0].value["label"].tolist() == ["kept"]
+    assert page.multiselect(key=K + "selected").value == [kept_id]
+    newer = store_experiment(db, [0.1] * 3, shots=3, outputs=["new a", "new b", "new c"])
+    assert newer == gone  # SQLite hands the freed id out again
+    page.run()
+    page.multiselect(key=K + "selected").set_value([newer]).run()
+    assert page.dataframe[-1].value["output"].tolist() == ["new a", "new b", "new c"]
+
+
+def test_downloads_are_written_on_click_with_the_export_bytes(page, db, monkeypatch):
+    files = deferred_downloads(monkeypatch)
+    ids = store_study(db, shots=(0, 1))
+    page.session_state[K + "selected"] = ids
+    page.run()
+    stem = "experiments-" + "-".join(map(str, ids))
+    tables = {
+        "summary": export.summary_table,
+        "per-example": export.per_example_table,
+        "wide": export.wide_table,
+    }
+    with session_scope(db) as session:
+        expected = {
+            f"{stem}-{name}.csv": export.to_csv_bytes(build(session=session, experiment_ids=ids))
+            for name, build in tables.items()
+        }
+    assert {name: write() for name, write in files.items()} == expected
