@@ -1,5 +1,6 @@
 """The Playground page in Streamlit's AppTest, on the real embedded model and a real SQLite file."""
 
+import re
 from pathlib import Path
 
 import pytest
@@ -44,7 +45,15 @@ def test_one_shot_prompt_is_shown_by_part_run_streamed_scored_and_stored(app, db
     assert "Summarize the following conversation." in shown
     assert "room for the answer" in shown and "chat template" in shown
     assert app.code[0].value.startswith("<|im_start|>system")
-    assert "shot " in app.caption[0].value or "tokens (" in " ".join(c.value for c in app.caption)
+    (tokens,) = [unescaped(c.value) for c in app.caption if " tokens (" in c.value]
+    counted = re.fullmatch(
+        r"(\d+) tokens \(instruction (\d+), shot (\d+), input (\d+), template (\d+)\); "
+        r"(\d+) fit beside 12 new tokens in embedded:smollm2-135m-instruct's window\.",
+        tokens,
+    )
+    assert counted, tokens
+    total, *parts, budget = (int(n) for n in counted.groups())
+    assert total == sum(parts) and all(parts) and budget == 8192 - 12
     next(b for b in app.button if b.label == "Run").click().run()
     assert not app.exception and not app.error
     captions = " ".join(c.value for c in app.caption)
@@ -203,3 +212,15 @@ def test_a_typed_model_is_loaded_only_when_load_is_pressed(app, tiny_causal_dir)
     assert "is not loaded yet" not in sidebar_captions(app)
     app.run()  # the next rerun keeps it
     assert models.current_model().model_id == str(tiny_causal_dir)
+
+
+def test_a_model_that_does_not_load_is_a_message_and_the_loaded_one_stays(app, tmp_path):
+    before = models.current_model()
+    missing = tmp_path / "no-such-model"
+    app.text_input(key="keep.playground.model").set_value(str(missing)).run()
+    next(b for b in app.button if b.label == "Load").click().run()
+    assert not app.exception and app.error
+    assert models.current_model() is before
+    app.run()
+    assert not app.error and models.current_model() is before
+    assert "is not loaded yet: press Load." in sidebar_captions(app)
