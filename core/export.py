@@ -20,7 +20,7 @@ import json
 import math
 import os
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import IO, Any
 
 import numpy as np
@@ -133,18 +133,24 @@ def revision(
         .group_by(ResultRecord.experiment_id)
         .order_by(ResultRecord.experiment_id)
     )
-    examples = (
-        select(DatasetRecord.name, DatasetRecord.id, func.count(), func.max(ExampleRecord.id))
-        .join(ExampleRecord, isouter=True)
-        .where(DatasetRecord.name.in_(names))
-        .group_by(DatasetRecord.id, DatasetRecord.name)
-        .order_by(DatasetRecord.name)
-    )
     return (
         rows,
         tuple(tuple(row) for row in session.execute(stored)),
-        tuple(tuple(row) for row in session.execute(examples)),
+        dataset_revision(session=session, names=names),
     )
+
+
+def dataset_revision(*, session: Session, names: Iterable[str]) -> tuple:
+    """Each named dataset's id, example count and newest example id: it changes when one is
+    stored again, extended or deleted."""
+    examples = (
+        select(DatasetRecord.name, DatasetRecord.id, func.count(), func.max(ExampleRecord.id))
+        .join(ExampleRecord, isouter=True)
+        .where(DatasetRecord.name.in_(list(names)))
+        .group_by(DatasetRecord.id, DatasetRecord.name)
+        .order_by(DatasetRecord.name)
+    )
+    return tuple(tuple(row) for row in session.execute(examples))
 
 
 # Tables ----------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from core.models import EMBEDDED, ModelRequest
 from storage import queries
 from storage.db import session_scope
 from ui import jobs_panel, served_inputs, widgets
-from ui.experiment_views import CLEAR, detail, found, list_filters
+from ui.experiment_views import CLEAR, dataset, detail, found, list_filters
 from ui.feedback import shown_errors
 from ui.navigation import through_app
 from ui.state import kept, key
@@ -47,14 +47,14 @@ if (spec_to_fill := st.session_state.pop(FILL, None)) is not None:
 new_run, stored = st.tabs(["New run or sweep", "Stored experiments"])
 
 with new_run, shown_errors():
+    dataset(BUILTIN_NAME)  # stored on first use, so that it is listed
     with session_scope() as session:
-        experiments.get_dataset(BUILTIN_NAME)
         names = [
             n for n in queries.list_dataset_names(session=session) if n != playground.TYPED_DATASET
         ]
     top = st.columns([2, 1, 1, 2])
     dataset_name = top[0].selectbox("Dataset", names, **kept(PAGE, "dataset"))
-    data = experiments.get_dataset(dataset_name)
+    data = dataset(dataset_name)
     st.session_state.setdefault(key(PAGE, "limit"), min(10, len(data.eval)))
     limit = top[1].number_input(
         "Examples (0 = all)",

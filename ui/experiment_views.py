@@ -9,6 +9,7 @@ import pyarrow as pa
 import streamlit as st
 
 from core import catalog, experiments, export, jobs
+from core.data import Dataset
 from core.errors import PromptLabError
 from storage import queries
 from storage.db import database_url, session_scope
@@ -54,6 +55,19 @@ def list_filters(options: dict[str, list]) -> catalog.Filters:
 
 def _day(value: object) -> date | None:
     return value if isinstance(value, date) else None
+
+
+def dataset(name: str) -> Dataset:
+    """A stored dataset (the built-in one stored on first use), loaded again only when it
+    changes."""
+    url = database_url()
+    with session_scope(url) as session:
+        return _dataset(url, name, export.dataset_revision(session=session, names=[name]))
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def _dataset(url: str, name: str, revision: tuple) -> Dataset:
+    return experiments.get_dataset(name, db_url=url)
 
 
 def found(filters: catalog.Filters) -> pd.DataFrame:
@@ -183,10 +197,10 @@ def _one(record, results: pa.Table) -> None:
             for n, a in record.aggregates.items()
             if isinstance(a, dict) and "mean" in a
         ]
-        if rows:
-            st.dataframe(
-                pd.DataFrame(rows, columns=["ROUGE", "mean", "95% CI low", "high"]), hide_index=True
-            )
+        if rows:  # as Arrow: a DataFrame would be converted to it on each rerun
+            columns = ("ROUGE", "mean", "95% CI low", "high")
+            table = pa.table({name: [row[i] for row in rows] for i, name in enumerate(columns)})
+            st.dataframe(table, hide_index=True)
         else:
             st.caption("No scores yet.")
     st.dataframe(results, hide_index=True)

@@ -209,16 +209,35 @@ def test_a_rerun_of_open_experiments_reads_nothing_again_and_writes_no_csv(page,
     ids = store_study(db, shots=(0, 1))
     results_read = counted(monkeypatch, export, "_results_frame")
     rows_listed = counted(monkeypatch, export, "_summary_row")
+    datasets_read = counted(monkeypatch, queries, "load_dataset")
     written = counted(monkeypatch, export, "to_csv_bytes")
     page.session_state[K + "selected"] = ids
     page.run()
     assert len(page.get("download_button")) == 3
-    first = (len(results_read), len(rows_listed))
-    assert first[0] >= 1 and first[1] >= 1
+    first = (len(results_read), len(rows_listed), len(datasets_read))
+    assert min(first) >= 1
     assert not written  # no CSV until one is downloaded
     page.run()
     assert not page.exception and not page.error
-    assert (len(results_read), len(rows_listed), len(written)) == (*first, 0)
+    assert (len(results_read), len(rows_listed), len(datasets_read), len(written)) == (*first, 0)
+
+
+def test_a_dataset_stored_again_is_read_again(page, db):
+    def store(size: int) -> None:
+        examples = tuple(
+            Example(f"m{i}", f"#Person1#: {i}", "a reply", "eval") for i in range(size)
+        )
+        with session_scope(db) as session:
+            queries.save_dataset(session=session, dataset=Dataset("mine", examples), replace=True)
+
+    store(2)
+    page.run()
+    page.selectbox(key=K + "dataset").set_value("mine").run()
+    assert page.number_input(key=K + "limit").max == 2
+    store(5)
+    page.run()
+    assert not page.exception and not page.error
+    assert page.number_input(key=K + "limit").max == 5
 
 
 def test_results_stored_since_the_last_rerun_are_shown(page, db):
