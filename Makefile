@@ -67,6 +67,7 @@ bench: setup llama-server
 	$(PY) -m bench.model_load
 	$(PY) -m bench.generation
 	$(PY) -m bench.store
+	$(PY) -m bench.pages
 	$(PY) -m bench.served
 
 lint: setup
