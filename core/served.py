@@ -152,6 +152,10 @@ def map_settings(settings: GenerationSettings, endpoint: Endpoint) -> Mapping:
             params["repetition_penalty"] = settings.repetition_penalty
         else:
             params["repeat_penalty"] = settings.repetition_penalty
+            # llama.cpp's prompt cache reuses a slot's earlier computation, which changed the
+            # answer to a second identical request: an experiment must repeat itself, so
+            # reproducibility wins over prefill speed and the cache is always off.
+            params["cache_prompt"] = False
             if settings.repetition_penalty != 1.0:
                 approximate.append(
                     f"repetition_penalty={settings.repetition_penalty} is sent as llama.cpp's "

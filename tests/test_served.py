@@ -71,6 +71,7 @@ def test_greedy_is_sent_as_temperature_zero_with_every_server_default_overridden
         top_k=0,
         min_p=0.0,
         repeat_penalty=1.0,
+        cache_prompt=False,  # a second identical request gets the same answer
     )
     assert map_settings(GREEDY, endpoint(server="openai")).params == dict(
         max_tokens=20, seed=3, temperature=0.0, top_p=1.0
@@ -92,6 +93,7 @@ def test_sampling_settings_go_by_each_servers_own_names():
     assert not vllm.notes()
     llama = map_settings(SAMPLING.with_(repetition_penalty=1.2), endpoint(server="llama.cpp"))
     assert llama.params["repeat_penalty"] == 1.2 and llama.params["top_k"] == 20
+    assert llama.params["cache_prompt"] is False
     with_min = map_settings(SAMPLING.with_(min_new_tokens=3), endpoint(server="llama.cpp"))
     assert (
         with_min.params["min_tokens"] == 3
