@@ -358,9 +358,11 @@ def _explain_load_error(exc: Exception, req: ModelRequest) -> PromptLabError:
         return PromptLabError(
             f"'{req.model_id}' has a config that transformers does not recognise."
         )
+    # The exception's own text may name files outside the folder given (caches, temp files).
     log.exception("unexpected error while loading %s", req.model_id)
     return PromptLabError(
-        f"Could not load '{req.model_id}': {text.splitlines()[0] if text else exc}"
+        f"Could not load '{req.model_id}': its files could not be read as a model "
+        f"({type(exc).__name__}); the details are in the app's log."
     )
 
 

@@ -148,3 +148,26 @@ def test_a_held_model_is_not_swapped_or_unloaded_under_a_running_generation(
     assert models.get_model(ModelRequest(str(tiny_t5_dir))).kind == "seq2seq"
     models.unload()
     assert models.current_model() is None
+
+
+def test_an_unexpected_load_failure_is_a_sentence_without_the_error_text(tmp_path, caplog):
+    from tests.conftest import CHAT_TEMPLATE, build_tokenizer
+
+    folder = tmp_path / "broken"
+    folder.mkdir()
+    tokenizer = build_tokenizer(CHAT_TEMPLATE)
+    tokenizer.save_pretrained(folder)
+    json.dump(
+        {"model_type": "llama", "vocab_size": len(tokenizer)}, open(folder / "config.json", "w")
+    )
+    (folder / "model.safetensors").write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00garbage!")
+    with pytest.raises(PromptLabError) as raised:
+        load_model(ModelRequest(str(folder), device="cpu"))
+    message = str(raised.value)
+    assert message == (
+        f"Could not load '{folder}': its files could not be read as a model "
+        "(SafetensorError); the details are in the app's log."
+    )
+    # The library's own words (which may name other files) go to the log, with the traceback.
+    assert "deserializing header" not in message
+    assert any("deserializing header" in (r.exc_text or "") for r in caplog.records)
