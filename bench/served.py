@@ -68,7 +68,7 @@ def main() -> int:
                  for c in (int(c) for c in args.concurrency.split(","))}  # fmt: skip
         sides[f"local, batch {default_batch_size(models.current_model())}"] = spec
         for side in sides.values():  # warm-up: caches, threads and the server's slots
-            timed_run(replace(side, limit=SLOTS), db)
+            timed_run(replace(side, limit=2), db)
         rows = measure(sides, db, args.rounds)
     print(
         f"\n{args.examples} dialogues, greedy, max_new_tokens {args.max_new_tokens}, SmolLM2-135M; "
