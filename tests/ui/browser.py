@@ -238,7 +238,9 @@ def open_page(page: Page, server: AppServer, path: str = "/", **wait: float) -> 
 def click_nav(page: Page, title: str, **wait: float) -> None:
     """Go to a page the way a user does: its link in the sidebar navigation."""
     page.locator('[data-testid="stSidebarNav"]').get_by_role("link", name=title).click()
-    page.wait_for_timeout(300)  # the click starts a run; do not mistake the old page for idle
+    # The new page's own title, not a pause, tells the old page from the new one.
+    heading = page.locator('[data-testid="stMain"]').get_by_role("heading", name=title, exact=True)
+    heading.first.wait_for(state="visible", timeout=wait.get("timeout_s", PAGE_TIMEOUT_S) * 1000)
     wait_idle(page, **wait)
 
 
