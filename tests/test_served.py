@@ -1,8 +1,8 @@
 """The served backend without a serving engine: settings mapped onto request parameters, what
 an endpoint cannot honour refused by name, and the client's retries, concurrency and error
-budget against a scripted HTTP server on loopback (tests/served_stub.py: a real server whose
+budget against a scripted HTTP server on loopback (devtools/served_stub.py: a real server whose
 failures are scripted, because a real engine cannot be made to fail on demand). The same
-paths against llama-cpp-python's real server are in test_served_llama.py."""
+paths against llama.cpp's real server are in test_served_llama.py."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The Playground's streamed answers from a served endpoint: server-sent events read piece by
 piece into the same Output a whole answer gives, against the scripted loopback server
-(tests/served_stub.py), which can break a stream on demand as a real engine cannot. A real
+(devtools/served_stub.py), which can break a stream on demand as a real engine cannot. A real
 engine's stream is read in test_served_llama.py."""
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The Experiments page with a served endpoint, in Streamlit's AppTest on a real SQLite file:
 the backend form, settings the endpoint cannot honour, a run whose failed examples are
-retried from the page. The endpoint is the scripted loopback server of tests/served_stub.py
+retried from the page. The endpoint is the scripted loopback server of devtools/served_stub.py
 (failures on demand); the same paths against a real llama.cpp server are in
 tests/test_served_llama.py."""
 
