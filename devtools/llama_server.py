@@ -51,8 +51,16 @@ def llama_server(
     if api_key:
         env[KEY_ENV] = api_key
     log = tempfile.TemporaryFile()
+    # The child's stdin is a pipe that only this process holds: if this process dies, however it
+    # dies, the pipe closes and the server exits instead of being left behind.
     process = subprocess.Popen(
-        command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=log, text=True
+        command,
+        cwd=ROOT,
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=log,
+        text=True,
     )
     try:
         base_url = _wait_ready(process, api_key, log)
@@ -64,6 +72,7 @@ def llama_server(
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+        process.stdin.close()
         process.stdout.close()
         log.close()
 
@@ -96,7 +105,8 @@ def _wait_ready(process: subprocess.Popen, api_key: str | None, log) -> str:
 
 
 def serve(n_parallel: int, n_ctx: int, threads: int, port: int = 0) -> None:
-    """Run the server in this process until it is killed (xllamacpp serves from its own threads)."""
+    """Run the server in this process until its stdin closes or it is killed (xllamacpp serves
+    from its own threads)."""
     import xllamacpp
 
     from core.models import embedded_gguf_path
@@ -115,7 +125,8 @@ def serve(n_parallel: int, n_ctx: int, threads: int, port: int = 0) -> None:
         params.api_keys = [os.environ[KEY_ENV]]
     server = xllamacpp.Server(params)
     print(json.dumps({"base_url": f"{server.listening_address}/v1"}), flush=True)
-    threading.Event().wait()
+    sys.stdin.read()  # until the parent closes the pipe or dies
+    os._exit(0)  # xllamacpp's threads are not daemons: leave without waiting for them
 
 
 def main() -> None:

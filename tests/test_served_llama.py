@@ -9,7 +9,12 @@ they part, the served token must be a near-tie for the local model."""
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
+import time
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import torch
@@ -181,3 +186,42 @@ def test_a_streamed_answer_from_the_server_is_its_whole_answer(db, server):
     # The stop string ended the answer at the first full stop. (llama.cpp's server says "stop"
     # for it as for an end-of-sequence token, so it cannot be told apart from one.)
     assert "." in texts[0] and texts[1] == texts[0][: texts[0].index(".")]
+
+
+def _alive(pid: int) -> bool:
+    """Running, as opposed to gone or a zombie waiting for whoever adopted it to reap it."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_the_server_does_not_outlive_a_process_killed_while_it_ran():
+    """A run killed by a signal (no `finally` runs in it) must not leave the server behind."""
+    script = (
+        "import time\n"
+        "from devtools.llama_server import llama_server\n"
+        "with llama_server() as url:\n"
+        "    print(url, flush=True)\n"
+        "    time.sleep(3600)\n"
+    )
+    root = Path(__file__).resolve().parent.parent
+    parent = subprocess.Popen([sys.executable, "-c", script], cwd=root, stdout=subprocess.PIPE)
+    try:
+        assert parent.stdout.readline(), "the server did not start"
+        children = subprocess.run(["pgrep", "-P", str(parent.pid)], capture_output=True, text=True)
+        [server] = [int(pid) for pid in children.stdout.split()]
+        os.kill(parent.pid, signal.SIGKILL)
+        parent.wait()
+        waited = 0.0
+        while _alive(server) and waited < 120:  # the limit only guards against a hang
+            time.sleep(0.1)
+            waited += 0.1
+        outlived = _alive(server)
+        if outlived:
+            os.kill(server, signal.SIGKILL)
+        assert not outlived, "the server outlived its parent by 120 s"
+    finally:
+        parent.kill()
+        parent.stdout.close()
