@@ -21,7 +21,7 @@ from storage.db import session_scope
 from storage.schema import utcnow
 
 if TYPE_CHECKING:
-    from core.experiments import RunSpec
+    from core.run_spec import RunSpec
 
 Where = dict[str, tuple[int, str | None]]  # example id: (its position, its reference)
 

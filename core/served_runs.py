@@ -6,9 +6,9 @@ from __future__ import annotations
 import time
 
 from core import models, recording
-from core.experiments import RunSpec
 from core.generation import Output
 from core.prompts import RenderedPrompt
+from core.run_spec import RunSpec
 from core.served import check_run
 from core.served_client import Client, Failure, run_concurrently
 from storage.schema import utcnow
