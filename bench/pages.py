@@ -24,7 +24,6 @@ from core import experiments, recording
 from core.data import Dataset, Example
 from core.experiments import RunSpec
 from core.prompts import PRESETS
-from core.scoring import RougeOptions
 from storage import queries
 from storage.db import dispose_all, session_scope
 
@@ -64,14 +63,7 @@ def build_study(url: str, *, variants: int, examples: int) -> list[int]:
             keys = queries.get_experiment(session=session, experiment_id=experiment_id)
             rows = [_result(p, key, shots) for p, key in enumerate(keys.example_keys)]
             queries.add_results(session=session, experiment_id=experiment_id, results=rows)
-        with session_scope(url) as session:
-            results = queries.results_of(session=session, experiment_id=experiment_id)
-            queries.update_experiment(
-                session=session,
-                experiment_id=experiment_id,
-                status="completed",
-                aggregates=recording.aggregate(results, RougeOptions.lab()),
-            )
+        recording.finish(experiment_id, spec, url)
         ids.append(experiment_id)
     return ids
 
