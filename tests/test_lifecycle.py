@@ -154,6 +154,15 @@ def test_a_run_whose_process_died_can_be_deleted_once_found_stale(db, spec):
 
 def test_the_cli_refuses_to_delete_a_running_experiment_and_keeps_it(db, spec, capsys):
     experiment_id = experiments.create(spec, db_url=db)
+    mark_running_here(db, experiment_id)
+    assert cli.main(["--db", db, "delete", "--yes", str(experiment_id)]) == 1
+    err = capsys.readouterr().err
+    assert err == f"error: Experiment {experiment_id} is running; cancel it first.\n"
+    assert record(db, experiment_id).status == "running"
+
+
+def mark_running_here(db: str, experiment_id: int) -> None:
+    """Mark an experiment running in a live process (this one), as a run started elsewhere is."""
     with session_scope(db) as session:
         queries.update_experiment(
             session=session,
@@ -162,7 +171,3 @@ def test_the_cli_refuses_to_delete_a_running_experiment_and_keeps_it(db, spec, c
             pid=os.getpid(),
             host=socket.gethostname(),
         )
-    assert cli.main(["--db", db, "delete", "--yes", str(experiment_id)]) == 1
-    err = capsys.readouterr().err
-    assert err == f"error: Experiment {experiment_id} is running; cancel it first.\n"
-    assert record(db, experiment_id).status == "running"

@@ -1,8 +1,6 @@
 """The Experiments page in Streamlit's AppTest, on the real embedded model and a real SQLite
 file: a sweep with progress, cancel, the stored list, duplicate, re-run and delete."""
 
-import os
-import socket
 import threading
 from pathlib import Path
 
@@ -15,6 +13,7 @@ from core.data import Dataset, Example
 from storage import queries
 from storage.db import session_scope
 from tests.test_compare import store_experiment, store_study
+from tests.test_lifecycle import mark_running_here
 from tests.ui.counted import add_result, counted, deferred_downloads
 from tests.ui.shown import unescaped
 
@@ -164,16 +163,8 @@ def test_repeats_sweep_the_seed_and_only_apply_to_sampling(app, db):
 
 
 def test_deleting_a_running_experiment_is_refused_with_a_message_and_loses_nothing(app, db):
-    # Running in a live process (this one), as a run started elsewhere would be.
     experiment_id = experiments.create(experiments.RunSpec(limit=1), db_url=db)
-    with session_scope(db) as session:
-        queries.update_experiment(
-            session=session,
-            experiment_id=experiment_id,
-            status="running",
-            pid=os.getpid(),
-            host=socket.gethostname(),
-        )
+    mark_running_here(db, experiment_id)
     app.run()
     app.multiselect(key=K + "selected").set_value([experiment_id]).run()
     next(c for c in app.checkbox if c.label.startswith("Yes, delete")).check().run()
