@@ -4,6 +4,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PORT ?= 8501
+# Where the app listens: loopback unless HOST (or PROMPT_LAB_HOST) names another address; beyond
+# loopback it starts only with sign-in configured (README: "Sharing Prompt Lab with a team").
+HOST ?=
 
 .PHONY: setup system-packages run test test-fast test-gpu screenshots bench lint clean
 
@@ -27,7 +30,7 @@ $(STAMP): requirements.txt Makefile
 	touch $(STAMP)
 
 run: setup
-	$(VENV)/bin/streamlit run app.py --server.port $(PORT)
+	$(PY) -m core.launch --port $(PORT) $(if $(HOST),--host $(HOST))
 
 # Both tiers: fast unit tests and the slow ones that load the real model.
 test: setup system-packages
