@@ -15,6 +15,7 @@ from core import confidence, models, recording
 from core.data import BUILTIN_NAME, Dataset, Example, load_builtin
 from core.errors import PromptLabError
 from core.generation import Output, generate_batches
+from core.policy import Actor, local_actor
 from core.prompts import RenderedPrompt
 from core.run_spec import RunSpec  # re-exported: callers say experiments.RunSpec
 from storage import queries
@@ -61,21 +62,24 @@ def create(
     study_id: int | None = None,
     example_keys: Sequence[str] | None = None,
     origin: str = "experiment",  # or "playground" (storage.schema.ORIGINS)
+    actor: Actor | None = None,  # who creates it; None: the local user
 ) -> int:
     """Record an experiment as pending, with the exact examples it will evaluate."""
     dataset = get_dataset(spec.dataset, db_url=db_url)
     if example_keys is None:
         example_keys = [ex.id for ex in examples_for(spec, dataset)[0]]
+    by = (actor or local_actor()).name
     with session_scope(db_url) as session:
         spec_dict = spec.to_dict()
         return queries.create_experiment(
+            created_by=by,
             session=session,
             label=spec.label,
             study_id=study_id,
             dataset_name=spec.dataset,
             split=spec.split,
             example_keys=list(example_keys),
-            design_id=queries.design_id(session=session, design=spec_dict["design"]),
+            design_id=queries.design_id(session=session, design=spec_dict["design"], created_by=by),
             spec=spec_dict,
             design=spec_dict["design"],
             settings=spec_dict["settings"],
@@ -94,9 +98,10 @@ def run(
     db_url: str | None = None,
     on_progress: Progress | None = None,
     should_stop: StopCheck | None = None,
+    actor: Actor | None = None,
 ) -> int:
     """Create and execute one experiment; returns its id."""
-    experiment_id = create(spec, db_url=db_url)
+    experiment_id = create(spec, db_url=db_url, actor=actor)
     execute(experiment_id, db_url=db_url, on_progress=on_progress, should_stop=should_stop)
     return experiment_id
 
@@ -132,29 +137,36 @@ def prepare_retry(*, session: Any, experiment_id: int) -> bool:
     return bool(forgotten) or record.status != "completed"
 
 
-def rerun(experiment_id: int, **kwargs: Any) -> int:
+def rerun(experiment_id: int, *, actor: Actor | None = None, **kwargs: Any) -> int:
     """Run a stored experiment again, as a new experiment on the same examples."""
-    new_id = copy(experiment_id, db_url=kwargs.get("db_url"))
+    new_id = copy(experiment_id, db_url=kwargs.get("db_url"), actor=actor)
     execute(new_id, **kwargs)
     return new_id
 
 
-def copy(experiment_id: int, *, db_url: str | None = None) -> int:
-    """A new pending experiment with a stored one's spec, examples and study."""
+def copy(experiment_id: int, *, db_url: str | None = None, actor: Actor | None = None) -> int:
+    """A new pending experiment with a stored one's spec, examples and study, `actor`'s."""
     with session_scope(db_url) as session:
         record = queries.get_experiment(session=session, experiment_id=experiment_id)
         spec, keys, study_id = RunSpec.from_dict(record.spec), record.example_keys, record.study_id
-    return create(spec, db_url=db_url, study_id=study_id, example_keys=keys)
+    return create(spec, db_url=db_url, study_id=study_id, example_keys=keys, actor=actor)
 
 
 def delete(
-    experiment_ids: Sequence[int], *, db_url: str | None = None, busy: Collection[int] = ()
+    experiment_ids: Sequence[int],
+    *,
+    db_url: str | None = None,
+    busy: Collection[int] = (),
+    actor: Actor | None = None,
 ) -> int:
     """Delete experiments and their results, all or none; how many went. One that is running
-    is refused, so that its worker never loses its rows (`busy`: in a run in progress here)."""
+    is refused, so that its worker never loses its rows (`busy`: in a run in progress here),
+    and so is one `actor` did not create (storage.queries.delete_experiments)."""
     with session_scope(db_url) as session:
         check_deletable(session=session, experiment_ids=experiment_ids, busy=busy)
-        return queries.delete_experiments(session=session, experiment_ids=experiment_ids)
+        return queries.delete_experiments(
+            session=session, experiment_ids=experiment_ids, actor=actor
+        )
 
 
 def check_deletable(

@@ -18,10 +18,12 @@ from sqlalchemy.orm import Session
 
 from core.data import Dataset, Example
 from core.errors import PromptLabError
+from core.policy import Actor, local_actor
 from storage.schema import (
     TYPED_INPUTS,
     Base,
     DatasetRecord,
+    DeletionRecord,
     ExampleRecord,
     ExperimentRecord,
     PromptDesignRecord,
@@ -43,9 +45,17 @@ NAMES_SHOWN = {  # of columns whose own name would not say what they hold
 # Datasets ------------------------------------------------------------------------------------
 
 
-def save_dataset(*, session: Session, dataset: Dataset, replace: bool = False) -> int:
-    """Store a dataset whole; a name already taken is refused unless `replace`, and the name
-    of the Playground's typed inputs always (they go in through add_example)."""
+def save_dataset(
+    *,
+    session: Session,
+    dataset: Dataset,
+    replace: bool = False,
+    created_by: str | None = None,
+    actor: Actor | None = None,
+) -> int:
+    """Store a dataset whole; a name already taken is refused unless `replace` (and `actor`
+    may delete the one there), and the name of the Playground's typed inputs always (they go
+    in through add_example)."""
     if dataset.name == TYPED_INPUTS:
         raise PromptLabError(
             f"The name '{TYPED_INPUTS}' is kept for inputs typed in the Playground; choose another."
@@ -54,10 +64,12 @@ def save_dataset(*, session: Session, dataset: Dataset, replace: bool = False) -
     if existing is not None:
         if not replace:
             raise PromptLabError(f"A dataset named '{dataset.name}' exists already.")
+        _refuse_unless_theirs(actor, "dataset", f"'{existing.name}'", existing.created_by)
         session.delete(existing)
         session.flush()
     record = DatasetRecord(
         name=dataset.name,
+        created_by=created_by,
         source=dataset.source,
         input_column=dataset.input_column,
         reference_column=dataset.reference_column,
@@ -98,6 +110,7 @@ class DatasetSummary:
     with_reference: int
     splits: dict[str, int]
     created_at: datetime
+    created_by: str | None = None
 
 
 def list_datasets(*, session: Session) -> list[DatasetSummary]:
@@ -106,6 +119,7 @@ def list_datasets(*, session: Session) -> list[DatasetSummary]:
             DatasetRecord.name,
             DatasetRecord.source,
             DatasetRecord.created_at,
+            DatasetRecord.created_by,
             ExampleRecord.split,
             func.count(ExampleRecord.id),
             func.count(ExampleRecord.reference),
@@ -115,9 +129,17 @@ def list_datasets(*, session: Session) -> list[DatasetSummary]:
         .order_by(DatasetRecord.name)
     ).all()
     summaries: dict[str, dict[str, Any]] = {}
-    for name, source, created, split, count, with_ref in rows:
+    for name, source, created, by, split, count, with_ref in rows:
         entry = summaries.setdefault(
-            name, dict(source=source, created_at=created, examples=0, with_reference=0, splits={})
+            name,
+            dict(
+                source=source,
+                created_at=created,
+                created_by=by,
+                examples=0,
+                with_reference=0,
+                splits={},
+            ),
         )
         entry["examples"] += count
         entry["with_reference"] += with_ref
@@ -126,14 +148,33 @@ def list_datasets(*, session: Session) -> list[DatasetSummary]:
     return [DatasetSummary(name=name, **entry) for name, entry in summaries.items()]
 
 
-def delete_dataset(*, session: Session, name: str) -> None:
+def delete_dataset(*, session: Session, name: str, actor: Actor | None = None) -> None:
+    """Delete a dataset and its examples, if `actor` (else the local user) may; recorded."""
+    actor = actor or local_actor()
     record = session.scalar(select(DatasetRecord).where(DatasetRecord.name == name))
     if record is None:
         raise PromptLabError(f"There is no dataset '{name}'.")
+    _refuse_unless_theirs(actor, "dataset", f"'{name}'", record.created_by)
+    session.add(
+        DeletionRecord(
+            kind="dataset",
+            item_id=record.id,
+            name=record.name,
+            created_by=record.created_by,
+            deleted_by=actor.name,
+        )
+    )
     session.delete(record)
 
 
-def add_example(*, session: Session, dataset_name: str, example: Example, source: str = "") -> None:
+def add_example(
+    *,
+    session: Session,
+    dataset_name: str,
+    example: Example,
+    source: str = "",
+    created_by: str | None = None,
+) -> None:
     """Append one example to a dataset, creating the dataset if needed; a key already there is
     kept as it is (keys of typed inputs are content hashes, so it is the same example)."""
     _refuse_too_long(DatasetRecord, {"name": dataset_name})
@@ -144,6 +185,7 @@ def add_example(*, session: Session, dataset_name: str, example: Example, source
             with session.begin_nested():  # another session may create it meanwhile
                 dataset = DatasetRecord(
                     name=dataset_name,
+                    created_by=created_by,
                     source=source,
                     input_column="input",
                     reference_column="reference",
@@ -180,8 +222,9 @@ def add_example(*, session: Session, dataset_name: str, example: Example, source
 # Prompt designs and studies --------------------------------------------------------------------
 
 
-def design_id(*, session: Session, design: dict[str, Any]) -> int:
-    """The id of this design, stored once however many experiments use it."""
+def design_id(*, session: Session, design: dict[str, Any], created_by: str | None = None) -> int:
+    """The id of this design, stored once however many experiments use it (its creator is
+    whoever stored it first)."""
     fingerprint = hashlib.sha256(json.dumps(design, sort_keys=True).encode()).hexdigest()
     record = session.scalar(
         select(PromptDesignRecord).where(PromptDesignRecord.fingerprint == fingerprint)
@@ -190,7 +233,9 @@ def design_id(*, session: Session, design: dict[str, Any]) -> int:
         return record.id
     try:
         with session.begin_nested():  # another process may store the same design meanwhile
-            record = PromptDesignRecord(fingerprint=fingerprint, design=design)
+            record = PromptDesignRecord(
+                fingerprint=fingerprint, design=design, created_by=created_by
+            )
             session.add(record)
         return record.id
     except IntegrityError:
@@ -200,10 +245,17 @@ def design_id(*, session: Session, design: dict[str, Any]) -> int:
 
 
 def create_study(
-    *, session: Session, name: str, base_spec: dict[str, Any], variations: dict[str, Any]
+    *,
+    session: Session,
+    name: str,
+    base_spec: dict[str, Any],
+    variations: dict[str, Any],
+    created_by: str | None = None,
 ) -> int:
     _refuse_too_long(StudyRecord, {"name": name})
-    record = StudyRecord(name=name, base_spec=base_spec, variations=variations)
+    record = StudyRecord(
+        name=name, base_spec=base_spec, variations=variations, created_by=created_by
+    )
     session.add(record)
     session.flush()
     return record.id
@@ -234,16 +286,53 @@ def update_experiment(*, session: Session, experiment_id: int, **fields: Any) ->
     )
 
 
-def delete_experiments(*, session: Session, experiment_ids: Sequence[int]) -> int:
-    missing = set(experiment_ids) - set(
-        session.scalars(select(ExperimentRecord.id).where(ExperimentRecord.id.in_(experiment_ids)))
-    )
+def delete_experiments(
+    *, session: Session, experiment_ids: Sequence[int], actor: Actor | None = None
+) -> int:
+    """Delete experiments and their results, all or none: each must exist and be one `actor`
+    (else the local user) may delete. Each deletion is recorded."""
+    actor = actor or local_actor()
+    found = session.execute(
+        select(ExperimentRecord.id, ExperimentRecord.label, ExperimentRecord.created_by)
+        .where(ExperimentRecord.id.in_(experiment_ids))
+        .order_by(ExperimentRecord.id)
+    ).all()
+    missing = set(experiment_ids) - {row.id for row in found}
     if missing:
         raise PromptLabError(f"There is no experiment {', '.join(map(str, sorted(missing)))}.")
+    for row in found:
+        _refuse_unless_theirs(actor, "experiment", str(row.id), row.created_by)
+    session.add_all(
+        DeletionRecord(
+            kind="experiment",
+            item_id=row.id,
+            name=row.label or "",
+            created_by=row.created_by,
+            deleted_by=actor.name,
+        )
+        for row in found
+    )
     # Results go first explicitly: SQLite enforces ON DELETE CASCADE only with foreign_keys on.
     session.execute(delete(ResultRecord).where(ResultRecord.experiment_id.in_(experiment_ids)))
     done = session.execute(delete(ExperimentRecord).where(ExperimentRecord.id.in_(experiment_ids)))
     return done.rowcount
+
+
+def list_deletions(*, session: Session) -> list[DeletionRecord]:
+    """What was deleted, newest first."""
+    query = select(DeletionRecord).order_by(DeletionRecord.id.desc())
+    return list(session.scalars(query))
+
+
+def _refuse_unless_theirs(actor: Actor | None, kind: str, shown: str, owner: str | None) -> None:
+    """Refuse, with a sentence naming the creator, to let `actor` delete another's work."""
+    if (actor or local_actor()).may_change(owner):
+        return
+    whose = f"was created by {owner}" if owner else "was stored before creators were recorded"
+    raise PromptLabError(
+        f"You can delete only what you created: {kind} {shown} {whose}. An admin "
+        "(PROMPT_LAB_ADMINS) can delete it."
+    )
 
 
 def mark_stale_runs(*, session: Session) -> list[int]:

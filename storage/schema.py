@@ -1,5 +1,5 @@
 """The whole store's schema: datasets and examples, prompt designs, studies, experiments and
-their per-example results."""
+their per-example results, and who created or deleted what."""
 
 from __future__ import annotations
 
@@ -33,6 +33,7 @@ ORIGINS = ("experiment", "playground")  # where an experiment was made: a run or
 # The dataset that inputs typed in the Playground go into: a name no import may take, so that
 # it never mixes with a user's dataset (one may well be called "playground").
 TYPED_INPUTS = "(typed in the Playground)"
+OWNER_LENGTH = 320  # an e-mail address's longest, or a local account's name
 
 
 def utcnow() -> datetime:
@@ -53,6 +54,8 @@ class DatasetRecord(Base):
     input_column: Mapped[str] = mapped_column(String(200))
     reference_column: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # Who made it: a signed-in address or the local account; None from before owners.
+    created_by: Mapped[str | None] = mapped_column(String(OWNER_LENGTH))
     examples: Mapped[list[ExampleRecord]] = relationship(
         back_populates="dataset",
         cascade="all, delete-orphan",
@@ -86,6 +89,8 @@ class PromptDesignRecord(Base):
     fingerprint: Mapped[str] = mapped_column(String(64), unique=True)
     design: Mapped[dict[str, Any]]
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # Who made it: a signed-in address or the local account; None from before owners.
+    created_by: Mapped[str | None] = mapped_column(String(OWNER_LENGTH))
 
 
 class StudyRecord(Base):
@@ -98,6 +103,8 @@ class StudyRecord(Base):
     base_spec: Mapped[dict[str, Any]]
     variations: Mapped[dict[str, Any]]
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # Who made it: a signed-in address or the local account; None from before owners.
+    created_by: Mapped[str | None] = mapped_column(String(OWNER_LENGTH))
     experiments: Mapped[list[ExperimentRecord]] = relationship(back_populates="study")
 
 
@@ -137,6 +144,8 @@ class ExperimentRecord(Base):
     pid: Mapped[int | None] = mapped_column(Integer)  # of the process running it, to spot kills
     host: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # Who made it: a signed-in address or the local account; None from before owners.
+    created_by: Mapped[str | None] = mapped_column(String(OWNER_LENGTH))
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -183,3 +192,17 @@ class ResultRecord(Base):
     token_confidence: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     experiment: Mapped[ExperimentRecord] = relationship(back_populates="results")
+
+
+class DeletionRecord(Base):
+    """One thing deleted, by whom and when: the thing itself is gone, this line stays."""
+
+    __tablename__ = "deletions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20))  # experiment or dataset
+    item_id: Mapped[int | None] = mapped_column(Integer)  # its id when it was stored
+    name: Mapped[str] = mapped_column(String(300), default="")  # its label or name
+    created_by: Mapped[str | None] = mapped_column(String(OWNER_LENGTH))
+    deleted_by: Mapped[str] = mapped_column(String(OWNER_LENGTH))
+    deleted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
