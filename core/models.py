@@ -33,7 +33,7 @@ from transformers.models.auto.modeling_auto import (
     MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES,
 )
 
-from core import gguf_cache
+from core import gguf_cache, model_access
 from core.errors import PromptLabError
 
 log = logging.getLogger(__name__)
@@ -181,6 +181,7 @@ def context_window(config: PretrainedConfig, tokenizer: Any) -> int | None:
 def load_model(request: ModelRequest, *, cache_dir: Path | None = None) -> LoadedModel:
     """Load a model and its tokenizer, turning every failure a user can cause into a message."""
     req = request.resolved()
+    model_access.check_remote_code(req.trust_remote_code, req.model_id)
     started = time.perf_counter()
     try:
         source = _load_source(req, cache_dir)
@@ -224,6 +225,7 @@ def prompt_tokenizer(request: ModelRequest) -> LoadedModel:
         if key in _tokenizers:
             return _tokenizers[key]
     model_id, trust = key
+    model_access.check_remote_code(trust, model_id)
     started = time.perf_counter()
     try:
         if _is_gguf(model_id):
@@ -270,9 +272,11 @@ def _load_source(req: ModelRequest, cache_dir: Path | None) -> tuple:
 
 def _config_and_tokenizer(model_id: str, trust: bool) -> tuple:
     """(where to load from, the loading options, config, kind, tokenizer) of a Hub id or a local
-    folder; offline, only what the Hub cache already holds."""
+    folder under the operator's roots; offline, or with downloads off, only what the Hub cache
+    already holds."""
+    model_access.check_remote_code(trust, model_id)  # the last gate before transformers
     local = _local_folder(model_id)
-    offline = local is None and not hub_reachable()
+    offline = local is None and (not model_access.hub_downloads() or not hub_reachable())
     src = str(local) if local else model_id
     common = dict(trust_remote_code=trust, local_files_only=offline)
     config = AutoConfig.from_pretrained(src, **common)
@@ -281,35 +285,25 @@ def _config_and_tokenizer(model_id: str, trust: bool) -> tuple:
 
 
 def _gguf_path(model_id: str) -> Path:
-    return embedded_gguf_path() if model_id == EMBEDDED else _existing_file(model_id)
+    if model_id == EMBEDDED:  # inside the installed package: always allowed
+        return embedded_gguf_path()
+    return model_access.local_path(model_id, gguf=True)
 
 
 def _is_gguf(model_id: str) -> bool:
     return model_id == EMBEDDED or model_id.lower().endswith(".gguf")
 
 
-def _existing_file(path: str) -> Path:
-    p = Path(path).expanduser()
-    if not p.is_file():
-        raise PromptLabError(f"No GGUF file at '{path}'.")
-    return p
-
-
 def _local_folder(model_id: str) -> Path | None:
-    """A local folder for `model_id`, None for a Hub id; a path that names nothing is an error."""
-    p = Path(model_id).expanduser()
-    looks_like_path = model_id.startswith(("/", ".", "~")) or "\\" in model_id
-    if p.is_dir():
-        if not (p / "config.json").is_file():
-            raise PromptLabError(f"The folder '{model_id}' holds no model (no config.json in it).")
-        return p
-    if looks_like_path or p.exists():
-        raise PromptLabError(f"There is no model folder at '{model_id}'.")
-    if model_id.count("/") > 1 or not model_id:
+    """The folder `model_id` names under the operator's roots, None for a Hub id; any other
+    path is refused with one message, whatever is or is not there."""
+    if not model_id:
         raise PromptLabError(
-            f"'{model_id}' is neither a local folder nor a Hugging Face model id (owner/name)."
+            "Name a model: the embedded one, a Hugging Face id (owner/name) or a local folder."
         )
-    return None
+    if model_access.is_hub_id(model_id):
+        return None
+    return model_access.local_path(model_id, gguf=False)
 
 
 _hub_checked: tuple[float, bool] = (0.0, False)
@@ -340,13 +334,19 @@ def _explain_load_error(exc: Exception, req: ModelRequest) -> PromptLabError:
     text = str(exc)
     if "trust_remote_code" in text:
         return PromptLabError(
-            f"'{req.model_id}' needs its own code to run (trust_remote_code). "
-            "It is off by default; "
-            "turn it on only for a model whose code you trust."
+            f"'{req.model_id}' needs its own code to run (trust_remote_code). It is off by "
+            "default; turn it on only for a model whose code you trust"
+            + (
+                "."
+                if model_access.remote_code_allowed()
+                else f", and only once the operator allows it ({model_access.REMOTE_CODE}=1)."
+            )
         )
     if isinstance(exc, OSError) and (
         "connect" in text or "cached files" in text or "offline" in text
     ):
+        if not model_access.hub_downloads():
+            return model_access.not_cached(req.model_id)
         return PromptLabError(
             f"Model '{req.model_id}' is not a local folder, is not in the local Hugging Face "
             "cache, and the Hub cannot be reached from this machine. Download it elsewhere and "
@@ -386,8 +386,12 @@ def get_model(request: ModelRequest, *, cache_dir: Path | None = None) -> Loaded
         if _current is not None and _current.request == req:
             return _current
         _refuse_while_held(f"load {req.model_id}")
-        if not _is_gguf(req.model_id):
-            _local_folder(req.model_id)  # a mistyped path must not cost the loaded model
+        # A refused or mistyped model must not cost the loaded one.
+        model_access.check_remote_code(req.trust_remote_code, req.model_id)
+        if _is_gguf(req.model_id):
+            _gguf_path(req.model_id)
+        else:
+            _local_folder(req.model_id)
         unload()
         _current = load_model(req, cache_dir=cache_dir)
         return _current

@@ -58,6 +58,23 @@ def build_tokenizer(chat_template: str | None = None) -> PreTrainedTokenizerFast
     return tokenizer
 
 
+@pytest.fixture(scope="session", autouse=True)
+def model_roots(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The tests act as the operator: models saved in pytest's temp folders may be opened, beside
+    the default roots. Set in os.environ, so that the CLI and app started as processes see it."""
+    from core import policy
+
+    variable = policy.VARIABLES["model_roots"]
+    before = os.environ.get(variable)
+    roots = [tmp_path_factory.getbasetemp(), *policy.Policy().model_roots]
+    os.environ[variable] = os.pathsep.join(str(root) for root in roots)
+    yield
+    if before is None:
+        os.environ.pop(variable, None)
+    else:
+        os.environ[variable] = before
+
+
 @pytest.fixture(scope="session")
 def tiny_causal_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 2-layer Llama with random weights and a chat template, saved as a model folder."""

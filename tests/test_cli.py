@@ -321,7 +321,10 @@ def test_score_prints_rouge_as_json(tmp_path, capsys):
     "argv, message",
     [
         (["run", "--dataset", "nope"], "There is no dataset 'nope'"),
-        (["run", "--model", "{tmp}/missing"], "There is no model folder"),
+        (
+            ["run", "--model", "{tmp}/missing"],
+            "is not a model folder or GGUF file that Prompt Lab may open",
+        ),
         (["run", "--top-p", "1.5"], "top_p must be in (0, 1]"),
         (["run", "--temperature", "0.7,-1"], "temperature must be > 0"),
         (["run", "--shots", "1,x"], "shots takes int values"),

@@ -16,6 +16,9 @@ from core.sweeps import Sweep, run_sweep, sweep_from_lists
 from storage import queries
 from storage.db import session_scope
 
+# every local path that may not be opened is refused with the same sentence
+REFUSED = "is not a model folder or GGUF file that Prompt Lab may open"
+
 
 @pytest.fixture
 def spec(tiny_causal_dir):
@@ -96,11 +99,11 @@ def test_example_that_cannot_fit_is_recorded_as_failed_and_the_rest_run(db, spec
 
 def test_failed_model_load_marks_the_experiment_failed(db, spec, tmp_path):
     broken = RunSpec(**{**spec.__dict__, "model": ModelRequest(str(tmp_path))})
-    with pytest.raises(PromptLabError, match="holds no model"):
+    with pytest.raises(PromptLabError, match=REFUSED):
         experiments.run(broken, db_url=db)
     with session_scope(db) as session:
         (record,) = queries.list_experiments(session=session)
-    assert record.status == "failed" and "holds no model" in record.error
+    assert record.status == "failed" and REFUSED in record.error
 
 
 def test_spec_survives_a_round_trip_through_its_record(spec):

@@ -11,6 +11,9 @@ from core import models
 from core.errors import PromptLabError
 from core.models import ModelRequest, get_model, load_model, resolve_device, resolve_dtype
 
+# every local path that may not be opened is refused with the same sentence
+REFUSED = "is not a model folder or GGUF file that Prompt Lab may open"
+
 
 def test_causal_folder_loads_with_left_padding_and_its_context_window(tiny_causal_dir):
     loaded = load_model(ModelRequest(str(tiny_causal_dir), device="cpu"))
@@ -39,12 +42,12 @@ def test_encoder_only_model_is_not_a_text_generator(bert_dir):
 
 
 def test_folder_without_a_model_says_so(tmp_path):
-    with pytest.raises(PromptLabError, match="holds no model"):
+    with pytest.raises(PromptLabError, match=REFUSED):
         load_model(ModelRequest(str(tmp_path)))
 
 
 def test_path_that_does_not_exist_says_so(tmp_path):
-    with pytest.raises(PromptLabError, match="There is no model folder"):
+    with pytest.raises(PromptLabError, match=REFUSED):
         load_model(ModelRequest(str(tmp_path / "missing")))
 
 
@@ -118,7 +121,7 @@ def test_registry_reuses_the_loaded_model_and_frees_it_on_switch(tiny_causal_dir
 def test_mistyped_folder_keeps_the_loaded_model(tiny_causal_dir, tmp_path):
     try:
         loaded = get_model(ModelRequest(str(tiny_causal_dir)))
-        with pytest.raises(PromptLabError, match="holds no model"):
+        with pytest.raises(PromptLabError, match=REFUSED):
             get_model(ModelRequest(str(tmp_path)))
         assert models.current_model() is loaded
     finally:

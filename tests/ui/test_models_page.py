@@ -49,7 +49,11 @@ def test_nothing_loaded_is_said_plainly(app):
 def test_a_missing_local_folder_is_a_message_not_a_traceback(app):
     load(app, "/tmp/no-such-model-folder")
     message = unescaped(app.error[0].value)
-    assert message == "There is no model folder at '/tmp/no-such-model-folder'."
+    assert message == (
+        "'/tmp/no-such-model-folder' is not a model folder or GGUF file that Prompt Lab may "
+        "open: local models are opened only from the folders the operator lists in "
+        "PROMPT_LAB_MODEL_ROOTS."
+    )
     assert models.current_model() is None
     app.switch_page("pages/datasets.py").run()
     app.switch_page("pages/models.py").run()
