@@ -17,6 +17,7 @@ from core import experiments, export
 from core.data import BUILTIN_NAME, SplitRoles, import_file
 from core.errors import PromptLabError
 from core.models import EMBEDDED, EMBEDDED_ALIASES
+from core.policy import local_user
 from core.scoring import RougeOptions, score_rouge
 from storage import queries
 from storage.db import database_url, get_engine, session_scope
@@ -67,7 +68,9 @@ def datasets_import(args: Namespace) -> int:
         split_roles=_split_roles(args),
     )
     with session_scope(args.db_url) as session:
-        queries.save_dataset(session=session, dataset=dataset, replace=args.replace)
+        queries.save_dataset(
+            session=session, dataset=dataset, replace=args.replace, created_by=local_user()
+        )
     counts: dict[str, int] = {}
     for example in dataset.examples:
         if example.split:

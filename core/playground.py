@@ -11,6 +11,7 @@ from core.data import Example
 from core.errors import PromptLabError
 from core.generation import Output
 from core.models import LoadedModel
+from core.policy import Actor, local_actor
 from core.prompts import PromptDesign, RenderedPrompt
 from core.served import Endpoint, check_run
 from core.served_client import Client
@@ -62,6 +63,7 @@ def store_run(
     loaded: LoadedModel,
     *,
     db_url: str | None = None,
+    actor: Actor | None = None,  # who ran it; None: the local user
 ) -> int:
     """Store one streamed run as a completed experiment (scored when there is a reference),
     marked as the Playground's, so that the list hides it unless asked."""
@@ -72,9 +74,10 @@ def store_run(
                 dataset_name=TYPED_DATASET,
                 example=example,
                 source="inputs typed in the Playground",
+                created_by=(actor or local_actor()).name,
             )
     experiment_id = experiments.create(
-        spec, db_url=db_url, example_keys=[example.id], origin=ORIGIN
+        spec, db_url=db_url, example_keys=[example.id], origin=ORIGIN, actor=actor
     )
     experiments.record_outputs(
         experiment_id, spec, [(example, prompt, output)], loaded, db_url=db_url

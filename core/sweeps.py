@@ -11,6 +11,7 @@ from typing import Any
 from core import experiments
 from core.errors import PromptLabError
 from core.experiments import RunSpec
+from core.policy import Actor, local_actor
 from storage import queries
 from storage.db import session_scope
 
@@ -98,11 +99,12 @@ def run_sweep(
     on_experiment: Callable[[int, int, RunSpec], None] | None = None,
     on_progress: Callable[[int, int], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    actor: Actor | None = None,
 ) -> tuple[int, list[int]]:
     """Create the study and all its experiments, then run them in turn; a stop leaves the rest
     pending, to resume later. Returns (study, experiments)."""
     specs = sweep.expand()
-    study_id, ids = create_sweep(sweep, db_url=db_url)
+    study_id, ids = create_sweep(sweep, db_url=db_url, actor=actor)
     for number, (experiment_id, spec) in enumerate(zip(ids, specs, strict=True), start=1):
         if on_experiment:
             on_experiment(number, experiment_id, spec)
@@ -114,8 +116,11 @@ def run_sweep(
     return study_id, ids
 
 
-def create_sweep(sweep: Sweep, *, db_url: str | None = None) -> tuple[int, list[int]]:
-    """The study and all its experiments, pending, up front and on one set of examples."""
+def create_sweep(
+    sweep: Sweep, *, db_url: str | None = None, actor: Actor | None = None
+) -> tuple[int, list[int]]:
+    """The study and all its experiments, pending, up front and on one set of examples;
+    `actor`'s (None: the local user's)."""
     specs = sweep.expand()
     dataset = experiments.get_dataset(sweep.base.dataset, db_url=db_url)
     keys = [ex.id for ex in experiments.examples_for(sweep.base, dataset)[0]]
@@ -125,9 +130,10 @@ def create_sweep(sweep: Sweep, *, db_url: str | None = None) -> tuple[int, list[
             name=sweep.name or _default_name(sweep),
             base_spec=sweep.base.to_dict(),
             variations={k: list(v) for k, v in sweep.variations.items()},
+            created_by=(actor or local_actor()).name,
         )
     ids = [
-        experiments.create(spec, db_url=db_url, study_id=study_id, example_keys=keys)
+        experiments.create(spec, db_url=db_url, study_id=study_id, example_keys=keys, actor=actor)
         for spec in specs
     ]
     return study_id, ids
