@@ -4,10 +4,11 @@ delete, and import with a column mapping whose row problems are listed by line n
 import streamlit as st
 
 from core import dataset_files, experiments
-from core.data import BUILTIN_NAME, SplitRoles, guess_split_roles
+from core.data import BUILTIN_NAME, SplitRoles, check_file_size, guess_split_roles
 from core.errors import PromptLabError
 from storage import queries
 from storage.db import session_scope
+from ui import identity
 from ui.feedback import plain, shown_errors
 from ui.navigation import through_app
 from ui.state import kept, key
@@ -69,7 +70,7 @@ def delete_step(name: str) -> None:
     yes, no = st.columns(2)
     if yes.button("Yes, delete", type="primary", key="delete-yes"):
         with session_scope() as session:
-            queries.delete_dataset(session=session, name=name)
+            queries.delete_dataset(session=session, name=name, actor=identity.actor())
         st.session_state.pop(CONFIRM, None)
         st.session_state[NOTICE] = f"Deleted the dataset '{name}'."
         st.rerun()
@@ -83,6 +84,7 @@ def upload_step(taken: set[str]) -> None:
     upload = st.file_uploader("A CSV, TSV or JSONL file", type=["csv", "tsv", "jsonl"])
     if upload is None:
         return
+    check_file_size(upload.size, upload.name)  # before a byte of it is read
     raw = upload.getvalue()
     found = dataset_files.preview_upload(raw, filename=upload.name)
     if found.problems:
@@ -174,7 +176,7 @@ def import_upload(
         show_problems(head, problems)
         return
     with session_scope() as session:
-        queries.save_dataset(session=session, dataset=dataset)
+        queries.save_dataset(session=session, dataset=dataset, created_by=identity.actor().name)
     st.session_state[NOTICE] = f"Imported {len(dataset.examples)} examples as '{dataset.name}'."
     st.session_state[SELECT] = dataset.name
     st.rerun()

@@ -10,7 +10,7 @@ from core.experiments import RunSpec
 from core.models import EMBEDDED, ModelRequest
 from storage import queries
 from storage.db import session_scope
-from ui import jobs_panel, served_inputs, widgets
+from ui import identity, jobs_panel, served_inputs, widgets
 from ui.experiment_views import CLEAR, dataset, detail, found, list_filters
 from ui.feedback import shown_errors
 from ui.navigation import through_app
@@ -160,7 +160,8 @@ with new_run, shown_errors():
         token_confidence=spec.token_confidence,
     )
     if st.button("Start", type="primary", disabled=blocked):
-        job = jobs.start_sweep(sweep) if sweep else jobs.start_run(spec)
+        me = identity.actor()
+        job = jobs.start_sweep(sweep, actor=me) if sweep else jobs.start_run(spec, actor=me)
         jobs_panel.remember(job)
         st.rerun()
 

@@ -14,7 +14,7 @@ from core.scoring import RougeOptions, score_rouge
 from core.streaming import TokenStream
 from storage import queries
 from storage.db import session_scope
-from ui import inside_views, model_choice, served_inputs, widgets
+from ui import identity, inside_views, model_choice, served_inputs, widgets
 from ui.feedback import plain, shown_errors
 from ui.navigation import through_app
 from ui.prompt_view import coloured_prompt, context_bar
@@ -179,7 +179,9 @@ if backend_ready and settings is not None and design is not None and ready:
                 label=playground.LABEL,
                 endpoint=endpoint,
             )
-            stored = playground.store_run(spec, example, prompt, stream.result, loaded)
+            stored = playground.store_run(
+                spec, example, prompt, stream.result, loaded, actor=identity.actor()
+            )
             scores = {}
             if example.reference:
                 report = score_rouge(

@@ -14,7 +14,7 @@ from core.errors import PromptLabError
 from storage import queries
 from storage.db import database_url, session_scope
 from storage.schema import STATUSES
-from ui import jobs_panel
+from ui import identity, jobs_panel
 from ui.feedback import plain
 from ui.state import kept
 from ui.tables import TABLES, Key, csv_download, stored_key
@@ -128,7 +128,7 @@ def _actions(
         st.switch_page("pages/compare.py")
     if cols[1].button("Re-run", help="Each again as a new experiment on the same examples."):
         for experiment_id in chosen:
-            jobs_panel.remember(jobs.start_rerun(experiment_id))
+            jobs_panel.remember(jobs.start_rerun(experiment_id, actor=identity.actor()))
         st.rerun()
     if cols[2].button(
         "Duplicate as new",
@@ -143,7 +143,7 @@ def _actions(
         disabled=not resumable,
         help="Finish pending, interrupted or failed ones; finished examples stay.",
     ):
-        jobs_panel.remember(jobs.start_resume(resumable))
+        jobs_panel.remember(jobs.start_resume(resumable, actor=identity.actor()))
         st.rerun()
     retryable = [i for i in chosen if failed.get(i) and statuses.get(i) != "running"]
     if cols[4].button(
@@ -152,14 +152,14 @@ def _actions(
         help="Run the examples that failed (e.g. a served endpoint's errors) again; the others "
         "stay as they are.",
     ):
-        jobs_panel.remember(jobs.start_retry(retryable))
+        jobs_panel.remember(jobs.start_retry(retryable, actor=identity.actor()))
         st.rerun()
     with cols[5].popover("Delete…"):
         sure = st.checkbox(f"Yes, delete {len(chosen)} experiment(s) and all their results")
         delete = st.button("Delete for good", disabled=not sure)
     if delete:
         try:  # a running one is refused whole: its worker would lose its rows
-            removed = jobs.delete_experiments(chosen)
+            removed = jobs.delete_experiments(chosen, actor=identity.actor())
         except PromptLabError as exc:
             st.error(plain(str(exc)))
             return

@@ -10,6 +10,8 @@ import streamlit as st
 from streamlit.runtime.pages_manager import PagesManager
 from streamlit.runtime.scriptrunner_utils.script_run_context import ThreadState
 
+from ui.identity import gate
+
 
 def configure() -> None:
     st.set_page_config(page_title="Prompt Lab", page_icon="🧪", layout="wide")
@@ -28,12 +30,17 @@ def pages() -> list[st.Page]:
 def through_app() -> None:
     """Call first in every page. A page run in legacy mode puts the app's navigation and
     settings in place (which ends the legacy mode) and goes on in the same run, so nothing the
-    user just did, such as a click, is lost to a rerun."""
+    user just did, such as a click, is lost to a rerun; unless the sign-in gate stops it (app.py
+    runs that gate itself otherwise)."""
     if not PagesManager.uses_pages_directory:
         return
     running = ThreadState.get().active_script_hash
     configure()
-    st.navigation(pages())  # the same page stays current: its file is the one running
+    allowed = gate()
+    # The same page stays current: its file is the one running.
+    st.navigation(pages(), position="sidebar" if allowed else "hidden")
+    if not allowed:
+        st.stop()
     # st.navigation points widget ids at the main script; they must stay this page's, as
     # they are when app.py runs the page (Streamlit 1.67 internals, pinned in requirements).
     ThreadState.update(active_script_hash=running)
