@@ -31,6 +31,7 @@ SHOWN = [
     "rougeL_ci_low",
     "rougeL_ci_high",
     "created_at",
+    "created_by",
 ]
 
 
@@ -44,6 +45,7 @@ class Filters:
     until: date | None = None  # inclusive: the whole day
     include_playground: bool = False
     text: str = ""  # in the label, case-insensitive
+    created_by: str | None = None  # only this user's ("Mine only")
 
 
 def options(*, session: Session) -> dict[str, list]:
@@ -60,8 +62,10 @@ def options(*, session: Session) -> dict[str, list]:
 
 
 def find(*, session: Session, filters: Filters) -> pd.DataFrame:
-    """Summary rows (export.summary_table's columns) of the matching experiments."""
-    query = select(ExperimentRecord.id).order_by(ExperimentRecord.id.desc())
+    """Summary rows (export.summary_table's columns, and who created each) of the matching
+    experiments."""
+    query = select(ExperimentRecord.id, ExperimentRecord.created_by)
+    query = query.order_by(ExperimentRecord.id.desc())
     if filters.models:
         query = query.where(ExperimentRecord.model_id.in_(filters.models))
     if filters.datasets:
@@ -78,8 +82,12 @@ def find(*, session: Session, filters: Filters) -> pd.DataFrame:
         query = query.where(ExperimentRecord.origin != "playground")
     if filters.text.strip():
         query = query.where(ExperimentRecord.label.icontains(filters.text.strip(), autoescape=True))
-    ids = list(session.scalars(query))
-    return summary_table(session=session, experiment_ids=ids)
+    if filters.created_by is not None:
+        query = query.where(ExperimentRecord.created_by == filters.created_by)
+    owners = dict(session.execute(query).tuples().all())
+    frame = summary_table(session=session, experiment_ids=list(owners))
+    frame["created_by"] = frame["id"].map(owners).astype("string")
+    return frame
 
 
 def _start_of(day: date) -> datetime:

@@ -28,7 +28,12 @@ def stored_datasets() -> list[queries.DatasetSummary]:
     experiments.get_dataset(BUILTIN_NAME)  # the built-in set is always there: stored on first use
     with session_scope() as session:
         summaries = queries.list_datasets(session=session)
-    table(dataset_files.summaries_frame(summaries), "datasets.csv")
+    shown = summaries
+    if identity.auth_configured() and st.toggle("Mine only", **kept(PAGE, "mine")):
+        shown = [s for s in summaries if s.created_by == identity.actor().name]
+    frame = dataset_files.summaries_frame(shown)
+    frame["by"] = [s.created_by for s in shown]  # who imported it; empty: from before owners
+    table(frame, "datasets.csv")
     return summaries
 
 

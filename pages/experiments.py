@@ -180,6 +180,7 @@ with stored, shown_errors():
                 "rougeL": st.column_config.NumberColumn(format="%.4f"),
                 "rougeL_ci_low": st.column_config.NumberColumn("CI low", format="%.4f"),
                 "rougeL_ci_high": st.column_config.NumberColumn("CI high", format="%.4f"),
+                "created_by": st.column_config.TextColumn("By"),
             },
         )
         labels = dict(zip(table["id"].tolist(), table["label"].fillna(""), strict=True))

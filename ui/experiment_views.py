@@ -40,6 +40,9 @@ def list_filters(options: dict[str, list]) -> catalog.Filters:
     since = cols[0].date_input("From", value=None, **kept("experiments", "f.since"))
     until = cols[1].date_input("To", value=None, **kept("experiments", "f.until"))
     playground_runs = cols[2].toggle("Playground runs", **kept("experiments", "f.playground"))
+    mine = identity.auth_configured() and cols[2].toggle(
+        "Mine only", **kept("experiments", "f.mine")
+    )
     text = cols[3].text_input("Label contains", **kept("experiments", "f.text"))
     return catalog.Filters(
         models=tuple(models),
@@ -50,6 +53,7 @@ def list_filters(options: dict[str, list]) -> catalog.Filters:
         until=_day(until),
         include_playground=playground_runs,
         text=text,
+        created_by=identity.actor().name if mine else None,
     )
 
 
