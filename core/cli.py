@@ -192,6 +192,12 @@ def _run_command(commands, common) -> None:
     add("--no-chat-template", action="store_true", help="send the prompt raw")
     add("--device", help="cpu, cuda, cuda:N or mps (default: the best present)")
     add("--dtype", help="float32, float16 or bfloat16 (default: chosen for the device)")
+    add(
+        "--trust-remote-code",
+        action="store_true",
+        help="let the model's repository run its own Python code; refused unless the operator "
+        "set PROMPT_LAB_ALLOW_REMOTE_CODE=1",
+    )
     add("--batch-size", type=int, metavar="N", help="prompts per batch (default: by device)")
     add("--no-stem", action="store_true", help="score ROUGE without the Porter stemmer")
     add(
@@ -215,7 +221,11 @@ def _run_command(commands, common) -> None:
         help="which extra parameters it takes (top_k, repetition penalty); default vllm",
     )
     served.add_argument(
-        "--api-key-env", metavar="VAR", default="", help="environment variable holding the key"
+        "--api-key-env",
+        metavar="VAR",
+        default="",
+        help="environment variable holding the key: its name starts with PROMPT_LAB_KEY_, "
+        "or the operator lists it in PROMPT_LAB_KEY_VARIABLES",
     )
     served.add_argument("--concurrency", type=int, default=4, metavar="C", help="default 4")
     served.add_argument("--request-timeout", type=float, default=120.0, metavar="S")

@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from core import experiments, models, sweeps
+from core import experiments, model_access, models, run_policy, sweeps
 from core.cli_commands import EXIT_INTERRUPTED, EXIT_OK, model_id, short
 from core.errors import PromptLabError
 from core.experiments import RunSpec
@@ -96,6 +96,7 @@ def build_sweep(args: Namespace) -> Sweep:
 
 
 def base_spec(args: Namespace) -> RunSpec:
+    model_access.check_remote_code(args.trust_remote_code)  # before anything else is read
     design = PRESETS[args.preset]
     if args.no_chat_template:
         design = design.with_(use_chat_template=False)
@@ -106,7 +107,12 @@ def base_spec(args: Namespace) -> RunSpec:
         offset=args.offset,
         design=design,
         settings=GenerationSettings(stop=tuple(map(unescape, args.stop or ()))),
-        model=ModelRequest(EMBEDDED, device=args.device, dtype=args.dtype),
+        model=ModelRequest(
+            EMBEDDED,
+            device=args.device,
+            dtype=args.dtype,
+            trust_remote_code=args.trust_remote_code,
+        ),
         rouge=RougeOptions(use_stemmer=False) if args.no_stem else RougeOptions.lab(),
         batch_size=args.batch_size,
         token_confidence=args.token_confidence,
@@ -122,7 +128,7 @@ def endpoint_of(args: Namespace) -> Endpoint | None:
         return None
     if not args.served_model:
         raise PromptLabError("--endpoint needs --served-model, the model's name on the server.")
-    return Endpoint(
+    endpoint = Endpoint(
         base_url=args.endpoint,
         model=args.served_model,
         api=args.api,
@@ -133,6 +139,8 @@ def endpoint_of(args: Namespace) -> Endpoint | None:
         max_retries=args.max_retries,
         error_budget=args.error_budget,
     )
+    endpoint.check_policy()  # the operator's hosts and key variables, before any request
+    return endpoint
 
 
 def _values(key: str, given: str | list[str] | None) -> tuple[Any, ...] | None:
@@ -197,6 +205,7 @@ def rerun(args: Namespace) -> int:
     missing = sorted(set(keys) - {ex.id for ex in dataset.examples})
     if missing:
         raise PromptLabError(f"Dataset '{spec.dataset}' no longer has example(s) {missing[:5]}.")
+    run_policy.check_spec(spec, len(keys))  # today's policy, whatever it was when it ran
     _load_models([spec])
     watch = Watch(args, after=newest)
 

@@ -10,6 +10,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from core import policy
 from core.errors import PromptLabError
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
@@ -115,6 +116,7 @@ def import_file(
     """Read a CSV or JSONL file into a Dataset; refuse it whole if any row is unusable."""
     path = Path(path)
     try:
+        check_file_size(path.stat().st_size, path.name)
         raw = path.read_bytes()
     except OSError as exc:
         raise PromptLabError(f"Cannot read '{path}': {exc.strerror or exc}.") from exc
@@ -132,6 +134,20 @@ def import_file(
     )
 
 
+MB = 1024 * 1024  # as Streamlit counts its server.maxUploadSize
+
+
+def check_file_size(size: int, filename: str) -> None:
+    """Refuse a dataset file over the operator's limit, before any of it is read as rows."""
+    limit = policy.current().max_upload_mb
+    if limit and size > limit * MB:
+        raise PromptLabError(
+            f"'{filename}' is {size / MB:.1f} MB; dataset files may be at most {limit:g} MB "
+            f"here (the operator's {policy.VARIABLES['max_upload_mb']}). Import a smaller file, "
+            "or split it."
+        )
+
+
 def import_bytes(
     raw: bytes,
     *,
@@ -147,6 +163,7 @@ def import_bytes(
 ) -> Dataset:
     """Like import_file, for bytes already in memory (an upload). With a split column, its
     values take the roles given, or guessed from their names (refused when that is not sure)."""
+    check_file_size(len(raw), filename)
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:

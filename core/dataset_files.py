@@ -18,6 +18,7 @@ from core.data import (
     SplitRoles,
     _cell,
     _read_rows,
+    check_file_size,
     import_bytes,
 )
 from core.errors import PromptLabError
@@ -68,6 +69,7 @@ class ColumnMapping:
 
 def preview_upload(raw: bytes, *, filename: str, limit: int = PREVIEW_ROWS) -> UploadPreview:
     """Read a CSV/TSV/JSONL upload without importing it: its columns and first rows."""
+    check_file_size(len(raw), filename)
     if not filename.lower().endswith(READABLE):
         raise PromptLabError(f"'{filename}': only .csv, .tsv and .jsonl files can be imported.")
     try:

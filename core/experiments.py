@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
-from core import confidence, models, recording
+from core import confidence, models, recording, run_policy
 from core.data import BUILTIN_NAME, Dataset, Example, load_builtin
 from core.errors import PromptLabError
 from core.generation import Output, generate_batches
@@ -35,6 +35,7 @@ def examples_for(spec: RunSpec, dataset: Dataset) -> tuple[list[Example], list[E
     chosen = chosen[spec.offset : end]
     if not chosen:
         raise PromptLabError(f"No examples left after offset {spec.offset}.")
+    run_policy.check_example_count(len(chosen))
     return chosen, list(dataset.pool)
 
 
@@ -65,6 +66,7 @@ def create(
     actor: Actor | None = None,  # who creates it; None: the local user
 ) -> int:
     """Record an experiment as pending, with the exact examples it will evaluate."""
+    run_policy.check_spec(spec, None if example_keys is None else len(example_keys))
     dataset = get_dataset(spec.dataset, db_url=db_url)
     if example_keys is None:
         example_keys = [ex.id for ex in examples_for(spec, dataset)[0]]

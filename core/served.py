@@ -3,7 +3,8 @@ llama.cpp's server, Ollama): where it is, how Prompt Lab's settings map onto its
 and which settings it cannot honour.
 
 The API key is read from an environment variable named in the endpoint; only that name is
-ever stored."""
+ever stored. Which variables and hosts may be named is the operator's (core/policy.py), checked
+again before every request, so that a stored endpoint obeys the policy of today."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from core import policy
 from core.errors import PromptLabError
 from core.settings import GenerationSettings
 
@@ -27,6 +29,8 @@ SERVERS: dict[Server, str] = {
 OPENAI_MAX_STOPS = 4  # the OpenAI API takes at most four stop strings
 LLAMA_CPP_REPEAT_WINDOW = 64  # llama.cpp's repeat_last_n default
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+KEY_VARIABLES = policy.VARIABLES["key_variables"]
+ENDPOINT_HOSTS = policy.VARIABLES["endpoint_hosts"]
 
 
 @dataclass(frozen=True)
@@ -67,7 +71,7 @@ class Endpoint:
         if self.api_key_env and not _ENV_NAME.fullmatch(self.api_key_env):
             raise PromptLabError(
                 "The API key setting takes the NAME of an environment variable (e.g. "
-                "VLLM_API_KEY), not the key itself, so that the key is never stored."
+                f"{policy.KEY_PREFIX}VLLM), not the key itself, so that the key is never stored."
             )
         _whole("concurrency", self.concurrency, 1, 256)
         _whole("max_retries", self.max_retries, 0, 20)
@@ -84,10 +88,33 @@ class Endpoint:
         """What an experiment records as its endpoint."""
         return f"{self.base_url.strip().rstrip('/')} ({self.model})"
 
+    def check_policy(self) -> None:
+        """Refuse a host or a key variable that the operator's policy does not allow now."""
+        rules = policy.current()
+        host = (urlsplit(self.base_url.strip()).hostname or "").lower()
+        if rules.endpoint_hosts and host not in rules.endpoint_hosts:
+            raise PromptLabError(
+                f"The endpoint host '{host}' is not one the operator allows: served endpoints "
+                f"may name only the hosts listed in {ENDPOINT_HOSTS} "
+                f"({', '.join(rules.endpoint_hosts)})."
+            )
+        self._check_key_variable(rules)
+
+    def _check_key_variable(self, rules: policy.Policy) -> None:
+        # Only the name is judged: whether such a variable is set, or holds what, is not told.
+        name = self.api_key_env
+        if name and not (name.startswith(policy.KEY_PREFIX) or name in rules.key_variables):
+            raise PromptLabError(
+                f"Prompt Lab reads API keys only from environment variables whose names start "
+                f"with {policy.KEY_PREFIX} (e.g. {policy.KEY_PREFIX}VLLM) or that the operator "
+                f"lists in {KEY_VARIABLES}; '{name}' is neither."
+            )
+
     def api_key(self) -> str | None:
         """The key from the environment, or None when no variable is named."""
         if not self.api_key_env:
             return None
+        self._check_key_variable(policy.current())
         key = os.environ.get(self.api_key_env)
         if not key:
             raise PromptLabError(
@@ -97,6 +124,8 @@ class Endpoint:
         return key
 
     def auth_headers(self) -> dict[str, str]:
+        """The headers of every request; asking for them checks the policy first."""
+        self.check_policy()
         key = self.api_key()
         return {"Authorization": f"Bearer {key}"} if key else {}
 

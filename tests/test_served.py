@@ -151,9 +151,9 @@ def test_bad_endpoints_are_refused_with_a_reason(changes, message):
 
 
 def test_a_named_key_variable_that_is_unset_is_explained(monkeypatch):
-    monkeypatch.delenv("PROMPT_LAB_TEST_KEY", raising=False)
-    with pytest.raises(PromptLabError, match="PROMPT_LAB_TEST_KEY holds no API key"):
-        endpoint(api_key_env="PROMPT_LAB_TEST_KEY").api_key()
+    monkeypatch.delenv("PROMPT_LAB_KEY_TEST", raising=False)
+    with pytest.raises(PromptLabError, match="PROMPT_LAB_KEY_TEST holds no API key"):
+        endpoint(api_key_env="PROMPT_LAB_KEY_TEST").api_key()
 
 
 # --- the client against a scripted server --------------------------------------------------
@@ -168,9 +168,9 @@ def client_for(server: StubServer, settings=GREEDY, waits=None, **changes) -> Cl
 
 
 def test_the_prompt_is_sent_exactly_as_rendered_with_the_mapped_parameters(monkeypatch):
-    monkeypatch.setenv("PROMPT_LAB_TEST_KEY", "k-123")
+    monkeypatch.setenv("PROMPT_LAB_KEY_TEST", "k-123")
     with StubServer() as server:
-        out = client_for(server, api_key_env="PROMPT_LAB_TEST_KEY").complete(prompt())
+        out = client_for(server, api_key_env="PROMPT_LAB_KEY_TEST").complete(prompt())
     request = server.requests[0]
     assert request["path"] == "/v1/completions"
     assert request["body"]["prompt"] == "<user>Summarize: hi</user>"
@@ -432,11 +432,11 @@ def test_the_api_key_reaches_the_server_but_never_the_store_or_an_export(
     served_spec, monkeypatch, tmp_path
 ):
     secret = "sk-prompt-lab-test-5f0e2c9a"
-    monkeypatch.setenv("PROMPT_LAB_TEST_KEY", secret)
+    monkeypatch.setenv("PROMPT_LAB_KEY_TEST", secret)
     db = f"sqlite:///{tmp_path}/served.sqlite"  # a file, to read its bytes
     with StubServer() as server:
         spec = replace(
-            served_spec, endpoint=endpoint(server.base_url, api_key_env="PROMPT_LAB_TEST_KEY")
+            served_spec, endpoint=endpoint(server.base_url, api_key_env="PROMPT_LAB_KEY_TEST")
         )
         experiment_id = experiments.run(spec, db_url=db)
     assert {r["headers"]["Authorization"] for r in server.requests} == {f"Bearer {secret}"}
@@ -449,11 +449,11 @@ def test_the_api_key_reaches_the_server_but_never_the_store_or_an_export(
         spec_json = str(queries.get_experiment(session=session, experiment_id=experiment_id).spec)
     csv_bytes = b"".join(export.to_csv_bytes(table) for table in tables)
     assert b"served" in csv_bytes and server.base_url.encode() in csv_bytes
-    assert "PROMPT_LAB_TEST_KEY" in spec_json  # the variable's name is what is kept
+    assert "PROMPT_LAB_KEY_TEST" in spec_json  # the variable's name is what is kept
     assert secret.encode() not in csv_bytes
     dispose_all()  # close every connection, so the WAL is folded into the file
     raw = b"".join(p.read_bytes() for p in tmp_path.glob("served.sqlite*"))
-    assert len(raw) > 10_000 and b"PROMPT_LAB_TEST_KEY" in raw
+    assert len(raw) > 10_000 and b"PROMPT_LAB_KEY_TEST" in raw
     assert secret.encode() not in raw
 
 

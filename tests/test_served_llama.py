@@ -36,7 +36,7 @@ from devtools.served_stub import StubServer
 from tests.test_experiments import stored
 
 pytestmark = pytest.mark.slow
-KEY_ENV = "PROMPT_LAB_TEST_LLAMA_KEY"
+KEY_ENV = "PROMPT_LAB_KEY_TEST_LLAMA"
 KEY = "llama-test-key-7d41"
 # Measured here: 1 of the 8 greedy answers is the local one word for word; the other 7 part at
 # a near-tie (local rank 2 or 3, probability gap 0.004-0.04, from step 1 to step 35).

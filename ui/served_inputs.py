@@ -7,7 +7,7 @@ from dataclasses import fields
 
 import streamlit as st
 
-from core import served
+from core import policy, served
 from core.errors import PromptLabError
 from core.served import Endpoint
 from core.settings import GenerationSettings
@@ -65,9 +65,10 @@ def backend_inputs(page: str, *, one_request: bool = False) -> Endpoint | None:
     key_env = rows[4].text_input(
         "API key: environment variable",
         **kept(page, "endpoint.key_env"),
-        placeholder="e.g. VLLM_API_KEY (empty: no key)",
-        help="The NAME of a variable set in the shell that started Prompt Lab. The key itself "
-        "is never asked for here, and never stored.",
+        placeholder=f"e.g. {policy.KEY_PREFIX}VLLM (empty: no key)",
+        help=f"The NAME of a variable set in the shell that started Prompt Lab, starting with "
+        f"{policy.KEY_PREFIX} (or one the operator lists in {served.KEY_VARIABLES}). The key "
+        "itself is never asked for here, and never stored.",
     )
     timeout = rows[5].number_input(
         "Timeout (s)", 0.1, 3600.0, **kept(page, "endpoint.timeout"), help="Per request."
@@ -90,6 +91,7 @@ def backend_inputs(page: str, *, one_request: bool = False) -> Endpoint | None:
         max_retries=int(retries),
         **many,
     )
+    endpoint.check_policy()  # the operator's hosts and key variables, said before any request
     if st.button("Test connection", help="Asks the server which models it serves."):
         try:
             names = served.probe(endpoint)
