@@ -5,7 +5,7 @@ import pandas as pd
 import streamlit as st
 import torch
 
-from core import jobs, model_info, models
+from core import jobs, model_access, model_info, models
 from core.models import EMBEDDED, ModelRequest
 from ui.feedback import plain, shown_errors
 from ui.navigation import through_app
@@ -31,11 +31,18 @@ def load_form() -> ModelRequest | None:
         left, right = st.columns(2)
         device = left.selectbox("Device", DEVICES, **kept(PAGE, "device"))
         dtype = right.selectbox("dtype", DTYPES, **kept(PAGE, "dtype"))
+        allowed = model_access.remote_code_allowed()
         trust = st.checkbox(
             "trust_remote_code",
             **kept(PAGE, "trust_remote_code"),
+            disabled=not allowed,
             help="Runs Python code from the model's repository on this machine.",
         )
+        if not allowed:
+            st.caption(
+                "trust_remote_code is off on this server: the operator has not allowed model "
+                f"code to run ({model_access.REMOTE_CODE}=1 allows it)."
+            )
         busy = bool(jobs.active())
         submitted = st.form_submit_button("Load", type="primary", disabled=busy)
     st.caption(
@@ -43,7 +50,7 @@ def load_form() -> ModelRequest | None:
         f"{'yes' if torch.cuda.is_available() else 'no'}); bfloat16/float16 on a GPU, "
         "float32 on CPU. One model is kept per app process, shared by every browser tab."
     )
-    if trust:
+    if trust and allowed:
         st.warning(
             "trust_remote_code runs the model repository's own Python code with your rights: "
             "turn it on only for a model whose code you have read or trust."
@@ -52,7 +59,8 @@ def load_form() -> ModelRequest | None:
         st.info("Load and Unload are off while a run is in progress (see Experiments).")
     if not submitted:
         return None
-    return ModelRequest(model_id, device=device, dtype=dtype, trust_remote_code=trust)
+    # A tick kept from when it was allowed cannot be unticked once disabled: it counts no more.
+    return ModelRequest(model_id, device=device, dtype=dtype, trust_remote_code=trust and allowed)
 
 
 def load(request: ModelRequest) -> None:

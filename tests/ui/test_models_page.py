@@ -69,7 +69,9 @@ def test_a_model_missing_offline_is_a_message(app, monkeypatch):
     assert models.current_model() is None
 
 
-def test_trust_remote_code_warns(app):
+def test_trust_remote_code_warns_where_the_operator_allows_it(app, monkeypatch):
+    monkeypatch.setenv("PROMPT_LAB_ALLOW_REMOTE_CODE", "1")
+    app.run()
     app.checkbox(key="keep.models.trust_remote_code").set_value(True)
     load(app, "/tmp/no-such-model-folder")
     assert "trust_remote_code runs the model repository's own Python code" in app.warning[0].value
