@@ -15,7 +15,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
@@ -65,10 +65,14 @@ def free_port() -> int:
 
 
 class AppServer:
-    """`streamlit run app.py` on a free loopback port, with its own database; output to a log."""
+    """`streamlit run app.py` on a free loopback port, with its own database; output to a log.
+    `args` go on its command line after the project's, `env` into its environment."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(
+        self, workdir: Path, *, args: Sequence[str] = (), env: Mapping[str, str] | None = None
+    ) -> None:
         self.workdir = workdir
+        self.args, self.env = list(args), dict(env or {})
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = workdir / "streamlit.log"
@@ -83,6 +87,7 @@ class AppServer:
             HF_HUB_OFFLINE="1",
             PYTHONUNBUFFERED="1",
         )
+        env.update(self.env)
         # The venv's own interpreter; sys.executable is it when pytest runs from .venv.
         python = ROOT / ".venv" / "bin" / "python"
         cmd = [
@@ -101,6 +106,7 @@ class AppServer:
             "none",
             "--browser.gatherUsageStats",
             "false",
+            *self.args,
         ]
         self._log = self.log_path.open("wb")
         self.proc = subprocess.Popen(
@@ -146,8 +152,8 @@ class AppServer:
 
 
 @contextmanager
-def serve_app(workdir: Path) -> Iterator[AppServer]:
-    server = AppServer(workdir)
+def serve_app(workdir: Path, **options) -> Iterator[AppServer]:
+    server = AppServer(workdir, **options)
     try:
         server.start()
         yield server
