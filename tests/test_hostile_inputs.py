@@ -447,3 +447,10 @@ def test_a_stored_run_over_todays_example_limit_is_refused_when_run_again(
     with pytest.raises(PromptLabError, match="at most 2 examples"):
         experiments.rerun(experiment_id, db_url=db)
     assert stored_counts(db) == (1, 0)
+
+
+def test_with_hub_downloads_off_an_uncached_hub_id_is_refused_naming_the_setting(monkeypatch):
+    monkeypatch.setenv("PROMPT_LAB_HUB_DOWNLOADS", "0")
+    with pytest.raises(PromptLabError, match=r"PROMPT_LAB_HUB_DOWNLOADS=0") as refused:
+        load_model(ModelRequest("no-such-owner/no-such-model", device="cpu"))
+    assert "is not in the local Hugging Face cache" in str(refused.value)
