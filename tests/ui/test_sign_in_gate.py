@@ -8,6 +8,12 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
+from core import experiments
+from core.policy import signed_in_actor
+from storage import queries
+from storage.db import session_scope
+from tests.ui.shown import unescaped
+
 APP = str(Path(__file__).resolve().parents[2] / "app.py")
 AUTH = {
     "redirect_uri": "http://localhost:8501/oauth2callback",
@@ -82,3 +88,31 @@ def test_without_auth_secrets_nothing_asks_to_sign_in(db):
     assert not at.exception
     assert [t.value for t in at.title] == ["Datasets"]
     assert not [b for b in at.button if b.label in ("Sign in", "Sign out")]
+
+
+def test_the_experiments_list_shows_who_created_each_and_refuses_deleting_anothers(app, db):
+    spec = experiments.RunSpec(limit=1)
+    mine = experiments.create(spec, db_url=db, actor=signed_in_actor("alice@example.org"))
+    theirs = experiments.create(spec, db_url=db, actor=signed_in_actor("bob@example.org"))
+    app.user = ALICE
+    app.switch_page("pages/experiments.py").run()
+    assert not app.exception
+    listed = app.dataframe[-1].value
+    assert dict(zip(listed["id"], listed["created_by"], strict=True)) == {
+        mine: "alice@example.org",
+        theirs: "bob@example.org",
+    }
+    app.toggle(key="keep.experiments.f.mine").set_value(True).run()
+    assert list(app.dataframe[-1].value["id"]) == [mine]
+    app.toggle(key="keep.experiments.f.mine").set_value(False).run()
+    app.multiselect(key="keep.experiments.selected").set_value([theirs]).run()
+    next(c for c in app.checkbox if c.label.startswith("Yes, delete")).check().run()
+    next(b for b in app.button if b.label == "Delete for good").click().run()
+    assert not app.exception
+    assert any(
+        f"You can delete only what you created: experiment {theirs} was created by "
+        "bob@example.org." in unescaped(e.value)
+        for e in app.error
+    )
+    with session_scope(db) as session:
+        assert sorted(r.id for r in queries.list_experiments(session=session)) == [mine, theirs]
