@@ -5,6 +5,7 @@ shows only a sign-in, or a refusal, to anyone who may not use the app."""
 import streamlit as st
 
 from core import policy
+from core.errors import PromptLabError
 from core.policy import Actor, local_actor, signed_in_actor
 from ui.feedback import plain
 
@@ -43,18 +44,25 @@ def gate() -> bool:
     if not auth_configured():
         return True
     address = email()
-    if address is None:
+    if address is None and not st.user.get("is_logged_in"):
         _sign_in()
         return False
-    if not policy.user_allowed(policy.current(), address):
-        st.title("Prompt Lab")
-        st.error(
-            plain(
-                f"{address} may not use this Prompt Lab: it is not on the list of allowed "
-                "users. Ask the person who runs it to add you, or sign in with another address."
-            )
+    if address is None:
+        _refuse(
+            "Your sign-in did not say your e-mail address, and Prompt Lab records who did "
+            "what by it. Ask the person who runs it to have the provider send it (scope email)."
         )
-        st.button("Sign out", on_click=st.logout, key="identity.sign-out")
+        return False
+    try:
+        settings = policy.current()
+    except PromptLabError as exc:  # a malformed variable: closed, with what to fix
+        _refuse(str(exc))
+        return False
+    if not policy.user_allowed(settings, address):
+        _refuse(
+            f"{address} may not use this Prompt Lab: it is not on the list of allowed users. "
+            "Ask the person who runs it to add you, or sign in with another address."
+        )
         return False
     with st.sidebar:
         name = st.user.get("name")
@@ -62,6 +70,12 @@ def gate() -> bool:
         st.caption(plain(address))
         st.button("Sign out", on_click=st.logout, key="identity.sign-out")
     return True
+
+
+def _refuse(sentence: str) -> None:
+    st.title("Prompt Lab")
+    st.error(plain(sentence))
+    st.button("Sign out", on_click=st.logout, key="identity.sign-out")
 
 
 def _sign_in() -> None:

@@ -81,6 +81,14 @@ def test_an_address_on_the_allow_list_by_its_domain_gets_in(app, monkeypatch):
     assert not app.exception and [t.value for t in app.title] == ["Datasets"]
 
 
+def test_a_sign_in_without_an_email_address_is_refused_with_the_reason(app):
+    app.user = {"is_logged_in": True, "name": "No Mail"}
+    app.switch_page("pages/datasets.py").run()
+    assert not app.exception
+    assert "did not say your e-mail address" in unescaped(app.error[0].value)
+    assert [b.label for b in app.button] == ["Sign out"]
+
+
 def test_without_auth_secrets_nothing_asks_to_sign_in(db):
     st.cache_resource.clear()
     at = AppTest.from_file(APP, default_timeout=60)
