@@ -78,12 +78,14 @@ def check_exposure(host: str, *, files: Sequence[Path], allowed: policy.Policy) 
 
 
 def streamlit_command(host: str, port: int, allowed: policy.Policy) -> list[str]:
-    upload_mb = max(1, math.ceil(allowed.max_upload_mb))  # Streamlit's own cap, in whole MB
-    return [
+    command = [
         *(sys.executable, "-m", "streamlit", "run", str(policy.PROJECT / "app.py")),
         *("--server.address", host, "--server.port", str(port)),
-        *("--server.maxUploadSize", str(upload_mb)),
     ]
+    if allowed.max_upload_mb:  # 0 is no limit of the app's own: Streamlit's default stays
+        # Streamlit's cap, in whole MB, so a larger file is refused before it is held in memory
+        command += ["--server.maxUploadSize", str(max(1, math.ceil(allowed.max_upload_mb)))]
+    return command
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -83,6 +83,9 @@ def test_streamlit_caps_uploads_at_the_operators_limit() -> None:
     command = launch.streamlit_command("127.0.0.1", 8501, policy.Policy(max_upload_mb=2.5))
     assert command[command.index("--server.maxUploadSize") + 1] == "3"
     assert command[command.index("--server.address") + 1] == "127.0.0.1"
+    assert "--server.maxUploadSize" not in launch.streamlit_command(
+        "127.0.0.1", 8501, policy.Policy(max_upload_mb=0)
+    )
 
 
 def _free_port() -> int:
