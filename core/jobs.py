@@ -61,8 +61,15 @@ class Job:
             return None
         return self.elapsed_s() / fresh * (self.total - self.done)
 
-    def cancel(self) -> None:
-        """Stop after the batch in progress; its results and everything before are kept."""
+    def cancel(self, actor: Actor | None = None) -> None:
+        """Stop after the batch in progress; its results and everything before are kept. With an
+        actor, only the one who started it (or an admin) may; None is the process itself."""
+        if actor is not None and not actor.may_change(self.owner or None):
+            raise PromptLabError(
+                f"You can cancel only the runs you started: {self.title} was started by "
+                f"{self.owner or 'someone else'}. An admin ({policy.VARIABLES['admins']}) can "
+                "cancel it."
+            )
         self._cancel.set()
 
     @property

@@ -107,3 +107,24 @@ def test_rerun_and_resume_refusals(db, spec):
         jobs.start_resume(job.experiment_ids, db_url=db)
     again = wait(jobs.start_rerun(job.experiment_ids[0], db_url=db))
     assert again.status == "completed" and again.experiment_ids[0] != job.experiment_ids[0]
+
+
+def test_only_the_one_who_started_a_run_or_an_admin_may_cancel_it(monkeypatch):
+    from core.policy import Actor, signed_in_actor
+
+    monkeypatch.setenv("PROMPT_LAB_ADMINS", "carol@example.org")
+    job = jobs.Job(10_001, "sweep", [], 3, owner="alice@example.org")
+    with pytest.raises(PromptLabError) as refused:
+        job.cancel(signed_in_actor("bob@example.org"))
+    assert str(refused.value).startswith(
+        "You can cancel only the runs you started: sweep was started by alice@example.org."
+    )
+    assert not job.cancelling
+    job.cancel(signed_in_actor("carol@example.org"))  # an admin
+    assert job.cancelling
+    theirs = jobs.Job(10_002, "run", [], 1, owner="alice@example.org")
+    theirs.cancel(signed_in_actor("alice@example.org"))
+    assert theirs.cancelling
+    local = jobs.Job(10_003, "run", [], 1, owner="alice@example.org")
+    local.cancel(Actor("someone"))  # no sign-in: the one local user may do everything
+    assert local.cancelling

@@ -4,6 +4,7 @@ refreshes itself every second while something runs, without rerunning the rest o
 import streamlit as st
 
 from core import jobs
+from ui import identity
 from ui.feedback import plain
 
 MINE = "experiments.jobs"  # ids of the jobs this session started
@@ -22,7 +23,7 @@ def _duration(seconds: float | None) -> str:
 
 def _show(job: jobs.Job, mine: bool) -> None:
     share = job.done / job.total if job.total else 1.0
-    who = "" if mine else " (started in another session)"
+    who = "" if mine else f" (started by {job.owner or 'another session'})"
     st.progress(
         min(share, 1.0),
         text=f"{job.title}{who}: {job.done} / {job.total} examples · "
@@ -37,10 +38,13 @@ def _show(job: jobs.Job, mine: bool) -> None:
         else:
             st.success(message)
         return
+    actor = identity.actor()
     if job.cancelling:
         st.caption("Cancelling after the batch in progress…")
+    elif not actor.may_change(job.owner or None):
+        st.caption("Only the one who started it, or an admin, can cancel it.")
     elif st.button("Cancel", key=f"cancel-{job.id}", help="Keeps every finished example."):
-        job.cancel()
+        job.cancel(actor)
         st.rerun(scope="fragment")
 
 
