@@ -4,7 +4,7 @@ shows only a sign-in, or a refusal, to anyone who may not use the app."""
 
 import streamlit as st
 
-from core import policy
+from core import launch, policy
 from core.errors import PromptLabError
 from core.policy import Actor, local_actor, signed_in_actor
 from ui.feedback import plain
@@ -40,9 +40,10 @@ def actor() -> Actor:
 def gate() -> bool:
     """Whether this run may show the app. Without sign-in set up, always. Otherwise a signed-
     out visitor sees only a sign-in, and an address off the allow-list only a refusal; a
-    signed-in user gets their name and a Sign out button in the sidebar."""
+    signed-in user gets their name and a Sign out button in the sidebar. Listening beyond
+    loopback without sign-in (started around `make run`), it shows only how to fix that."""
     if not auth_configured():
-        return True
+        return _loopback_or_accepted()
     address = email()
     if address is None and not st.user.get("is_logged_in"):
         _sign_in()
@@ -72,10 +73,30 @@ def gate() -> bool:
     return True
 
 
-def _refuse(sentence: str) -> None:
+def _loopback_or_accepted() -> bool:
+    address = st.get_option("server.address") or ""  # none: every interface
+    if launch.is_loopback(address):
+        return True
+    try:
+        if policy.current().insecure_no_login:
+            return True
+    except PromptLabError as exc:
+        _refuse(str(exc), signed_in=False)
+        return False
+    _refuse(
+        f"Prompt Lab is listening on {address or 'every interface'} with no sign-in, so it shows "
+        "nothing: anyone who can reach this machine could use it. Start it with `make run` "
+        '(127.0.0.1), or configure sign-in (README: "Sharing Prompt Lab with a team").',
+        signed_in=False,
+    )
+    return False
+
+
+def _refuse(sentence: str, *, signed_in: bool = True) -> None:
     st.title("Prompt Lab")
     st.error(plain(sentence))
-    st.button("Sign out", on_click=st.logout, key="identity.sign-out")
+    if signed_in:
+        st.button("Sign out", on_click=st.logout, key="identity.sign-out")
 
 
 def _sign_in() -> None:

@@ -124,3 +124,42 @@ def test_the_experiments_list_shows_who_created_each_and_refuses_deleting_anothe
     )
     with session_scope(db) as session:
         assert sorted(r.id for r in queries.list_experiments(session=session)) == [mine, theirs]
+
+
+@pytest.fixture
+def listening_on_every_interface():
+    """As if started with `streamlit run app.py --server.address 0.0.0.0`, around `make run`."""
+    from streamlit import config
+
+    before = config.get_option("server.address")
+    config.set_option("server.address", "0.0.0.0")
+    yield
+    config.set_option("server.address", before)
+
+
+def test_beyond_loopback_without_sign_in_every_page_shows_only_how_to_fix_it(
+    db, monkeypatch, listening_on_every_interface
+):
+    monkeypatch.delenv("PROMPT_LAB_INSECURE_NO_LOGIN", raising=False)
+    st.cache_resource.clear()
+    at = AppTest.from_file(APP, default_timeout=60)
+    for page in ("pages/playground.py", "pages/datasets.py"):
+        at.switch_page(page).run()
+        assert not at.exception
+        assert [t.value for t in at.title] == ["Prompt Lab"]
+        message = unescaped(at.error[0].value)
+        assert message.startswith("Prompt Lab is listening on 0.0.0.0 with no sign-in")
+        assert "make run" in message and not at.button
+
+
+def test_beyond_loopback_the_operators_accepted_risk_or_sign_in_opens_the_gate(
+    app, db, monkeypatch, listening_on_every_interface
+):
+    app.switch_page("pages/datasets.py").run()  # sign-in set up: the sign-in, no refusal
+    assert [b.label for b in app.button] == ["Sign in"] and not app.error
+    monkeypatch.setenv("PROMPT_LAB_INSECURE_NO_LOGIN", "1")
+    st.cache_resource.clear()
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.switch_page("pages/datasets.py").run()
+    assert not at.exception
+    assert [t.value for t in at.title] == ["Datasets"]
