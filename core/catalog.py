@@ -84,7 +84,7 @@ def find(*, session: Session, filters: Filters) -> pd.DataFrame:
         query = query.where(ExperimentRecord.label.icontains(filters.text.strip(), autoescape=True))
     if filters.created_by is not None:
         query = query.where(ExperimentRecord.created_by == filters.created_by)
-    owners = dict(session.execute(query).tuples().all())
+    owners = dict(session.execute(query).all())
     frame = summary_table(session=session, experiment_ids=list(owners))
     frame["created_by"] = frame["id"].map(owners).astype("string")
     return frame
