@@ -44,11 +44,12 @@ test-fast: setup
 test-gpu: setup
 	$(PY) -m pytest -m gpu
 
-# The real-browser test alone; its page screenshots become the README's docs/screenshots/.
+# The real-browser tests alone; their page screenshots become the README's docs/screenshots/.
 SHOTS := artifacts/screenshots
 screenshots: setup system-packages
-	PROMPT_LAB_SCREENSHOTS=$(SHOTS) $(PY) -m pytest -q tests/ui/test_browser.py
-	for page in playground playground-run experiments compare datasets models; do \
+	PROMPT_LAB_SCREENSHOTS=$(SHOTS) $(PY) -m pytest -q tests/ui/test_browser.py tests/ui/test_login.py
+	for page in playground playground-run experiments compare datasets models \
+		login signed-in refused; do \
 		cp $(SHOTS)/$$page.png docs/screenshots/$$page.png || exit 1; done
 
 bench: setup
