@@ -97,12 +97,13 @@ def test_the_folders_code_writes_its_marker_when_it_runs(code_folder):
 def test_trust_remote_code_is_refused_naming_the_setting_and_the_code_never_runs(code_folder):
     folder, marker = code_folder
     request = ModelRequest(str(folder), device="cpu", trust_remote_code=True)
+    before = models.current_model()  # whatever an earlier test left loaded stays loaded
     for load in (load_model, get_model, prompt_tokenizer):
         with pytest.raises(PromptLabError, match=f"{REMOTE_CODE}=1") as refused:
             load(request)
         assert "Traceback" not in str(refused.value)
     assert not marker.exists()
-    assert models.current_model() is None
+    assert models.current_model() is before
 
 
 def test_trust_remote_code_from_the_real_cli_is_refused_and_stores_nothing(code_folder, tmp_path):
