@@ -30,7 +30,7 @@ $(STAMP): requirements.txt Makefile
 	touch $(STAMP)
 
 run: setup
-	$(PY) -m core.launch --port $(PORT) $(if $(HOST),--host $(HOST))
+	$(PY) -m core.cli.launch --port $(PORT) $(if $(HOST),--host $(HOST))
 
 # Both tiers: fast unit tests and the slow ones that load the real model.
 test: setup system-packages

@@ -12,12 +12,12 @@ from __future__ import annotations
 import argparse
 import time
 
-from core.data import load_builtin
-from core.generation import generate
-from core.models import ModelRequest, load_model
-from core.prompts import PRESETS
-from core.rendering import render_for_model
-from core.settings import GenerationSettings
+from core.datasets.data import load_builtin
+from core.generation.local import generate
+from core.generation.settings import GenerationSettings
+from core.models.registry import ModelRequest, load_model
+from core.prompting.design import PRESETS
+from core.prompting.rendering import render_for_model
 
 
 def measure(loaded, prompts, settings, batch_size):

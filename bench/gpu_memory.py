@@ -14,8 +14,8 @@ import sys
 
 import torch
 
-from core import models
-from core.model_info import format_bytes, unload_model
+from core.models import registry as models
+from core.models.info import format_bytes, unload_model
 
 
 def main() -> int:

@@ -18,7 +18,7 @@ import tempfile
 
 CHILD = """
 import json, sys, time
-from core.models import ModelRequest, load_model
+from core.models.registry import ModelRequest, load_model
 loaded = load_model(ModelRequest(device="cpu"), cache_dir=sys.argv[1])
 print(json.dumps({"seconds": loaded.load_seconds, "from_cache": loaded.from_cache}))
 """

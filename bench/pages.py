@@ -20,10 +20,10 @@ from pathlib import Path
 
 from streamlit.testing.v1 import AppTest  # noqa: TID251 - the bench drives the pages
 
-from core import experiments, recording
-from core.data import Dataset, Example
-from core.experiments import RunSpec
-from core.prompts import PRESETS
+from core.datasets.data import Dataset, Example
+from core.prompting.design import PRESETS
+from core.runs import experiments, recording
+from core.runs.experiments import RunSpec
 from storage import queries
 from storage.db import dispose_all, session_scope
 

@@ -22,12 +22,13 @@ import tempfile
 import time
 from dataclasses import replace
 
-from core import experiments, models
-from core.experiments import RunSpec
-from core.generation import default_batch_size
-from core.prompts import PRESETS
-from core.served import Endpoint
-from core.settings import GenerationSettings
+from core.generation.local import default_batch_size
+from core.generation.settings import GenerationSettings
+from core.models import registry as models
+from core.prompting.design import PRESETS
+from core.runs import experiments
+from core.runs.experiments import RunSpec
+from core.served.endpoint import Endpoint
 from devtools.llama_server import SERVED_NAME, llama_server
 from storage import queries
 from storage.db import session_scope

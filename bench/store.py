@@ -22,7 +22,7 @@ from typing import Any
 
 from sqlalchemy import insert, text
 
-from core import export
+from core.reporting import export
 from storage.db import dispose_all, get_engine, session_scope
 from storage.queries import ROUGE_COLUMNS
 from storage.schema import ExperimentRecord, ResultRecord, utcnow

@@ -109,7 +109,7 @@ def serve(n_parallel: int, n_ctx: int, threads: int, port: int = 0) -> None:
     from its own threads)."""
     import xllamacpp
 
-    from core.models import embedded_gguf_path
+    from core.models.registry import embedded_gguf_path
 
     params = xllamacpp.CommonParams()
     params.model.path = str(embedded_gguf_path())

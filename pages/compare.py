@@ -4,11 +4,12 @@ with confidence intervals, the curve over shots, and the examples on which they 
 import pandas as pd
 import streamlit as st
 
-from core import charts, compare, verdicts, word_diff
-from core.compare import Choice, Variant
 from core.errors import PromptLabError
+from core.evaluation import compare, verdicts, word_diff
+from core.evaluation.compare import Choice, Variant
 from storage.db import session_scope
 from storage.queries import ROUGE_COLUMNS
+from ui import charts
 from ui.feedback import plain, shown_errors
 from ui.navigation import through_app
 from ui.state import kept, key

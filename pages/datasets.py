@@ -3,9 +3,10 @@ delete, and import with a column mapping whose row problems are listed by line n
 
 import streamlit as st
 
-from core import dataset_files, experiments
-from core.data import BUILTIN_NAME, SplitRoles, check_file_size, guess_split_roles
+from core.datasets import files as dataset_files
+from core.datasets.data import BUILTIN_NAME, SplitRoles, check_file_size, guess_split_roles
 from core.errors import PromptLabError
+from core.runs import experiments
 from storage import queries
 from storage.db import session_scope
 from ui import identity

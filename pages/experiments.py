@@ -3,11 +3,12 @@ duplicate, resume and delete stored experiments."""
 
 import streamlit as st
 
-from core import catalog, experiments, jobs, playground, sweeps
-from core.data import BUILTIN_NAME
+from core.datasets.data import BUILTIN_NAME
 from core.errors import PromptLabError
-from core.experiments import RunSpec
-from core.models import EMBEDDED, ModelRequest
+from core.models.registry import EMBEDDED, ModelRequest
+from core.reporting import catalog
+from core.runs import experiments, jobs, playground, sweeps
+from core.runs.experiments import RunSpec
 from storage import queries
 from storage.db import session_scope
 from ui import identity, jobs_panel, served_inputs, widgets

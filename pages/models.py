@@ -5,8 +5,11 @@ import pandas as pd
 import streamlit as st
 import torch
 
-from core import jobs, model_access, model_info, models
-from core.models import EMBEDDED, ModelRequest
+from core.models import access as model_access
+from core.models import info as model_info
+from core.models import registry as models
+from core.models.registry import EMBEDDED, ModelRequest
+from core.runs import jobs
 from ui.feedback import plain, shown_errors
 from ui.navigation import through_app
 from ui.state import kept

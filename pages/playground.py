@@ -3,15 +3,15 @@ run is stored as an experiment."""
 
 import streamlit as st
 
-from core import experiments, playground
-from core.data import BUILTIN_NAME
+from core.datasets.data import BUILTIN_NAME
 from core.errors import PromptLabError
-from core.experiments import RunSpec
-from core.generation import generate_lock
-from core.models import hold
-from core.rendering import render_for_model
-from core.scoring import RougeOptions, score_rouge
-from core.streaming import TokenStream
+from core.evaluation.scoring import RougeOptions, score_rouge
+from core.generation.local import generate_lock
+from core.generation.streaming import TokenStream
+from core.models.registry import hold
+from core.prompting.rendering import render_for_model
+from core.runs import experiments, playground
+from core.runs.experiments import RunSpec
 from storage import queries
 from storage.db import session_scope
 from ui import identity, inside_views, model_choice, served_inputs, widgets

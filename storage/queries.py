@@ -16,7 +16,7 @@ from sqlalchemy import String, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from core.data import Dataset, Example
+from core.datasets.data import Dataset, Example
 from core.errors import PromptLabError
 from core.policy import Actor, local_actor
 from storage.schema import (
@@ -385,7 +385,7 @@ def add_results(*, session: Session, experiment_id: int, results: Iterable[dict[
 def set_token_confidence(
     *, session: Session, experiment_id: int, example_key: str, value: dict[str, Any]
 ) -> None:
-    """Keep each answer token's probability with a stored result (core.confidence.to_json)."""
+    """Keep each answer token's probability with a stored result (confidence.to_json)."""
     updated = session.execute(
         update(ResultRecord)
         .where(ResultRecord.experiment_id == experiment_id, ResultRecord.example_key == example_key)

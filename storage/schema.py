@@ -188,7 +188,7 @@ class ResultRecord(Base):
     error: Mapped[str | None] = mapped_column(Text)
     # Requests sent for the example (served backend); 1 for rows from before it existed.
     attempts: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
-    # Each answer token's id and probability, when the run asked for them (core.confidence).
+    # Each answer token's id and probability, when the run asked for them (generation/confidence).
     token_confidence: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     experiment: Mapped[ExperimentRecord] = relationship(back_populates="results")

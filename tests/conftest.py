@@ -138,7 +138,7 @@ def bert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def embedded():
     """The real embedded SmolLM2, loaded once per test session (from the converted cache)."""
-    from core.models import ModelRequest, load_model
+    from core.models.registry import ModelRequest, load_model
 
     return load_model(ModelRequest(device="cpu"))
 

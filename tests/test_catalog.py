@@ -4,7 +4,8 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from core import catalog, playground
+from core.reporting import catalog
+from core.runs import playground
 from storage import queries
 from storage.db import session_scope
 from tests.test_compare import store_experiment, store_study

@@ -12,8 +12,10 @@ import pandas as pd
 import pytest
 from sqlalchemy import func, select
 
-from core import cli, cli_runs, experiments
+from core import cli
+from core.cli import runs as cli_runs
 from core.errors import PromptLabError
+from core.runs import experiments
 from storage import queries
 from storage.db import session_scope
 from storage.schema import ExperimentRecord, StudyRecord

@@ -10,14 +10,16 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from core import charts, compare, experiments, recording, word_diff
 from core.errors import PromptLabError
-from core.experiments import RunSpec
-from core.prompts import PRESETS
-from core.scoring import RougeOptions
-from core.settings import GenerationSettings
+from core.evaluation import compare, word_diff
+from core.evaluation.scoring import RougeOptions
+from core.generation.settings import GenerationSettings
+from core.prompting.design import PRESETS
+from core.runs import experiments, recording
+from core.runs.experiments import RunSpec
 from storage import queries
 from storage.db import session_scope
+from ui import charts
 
 pytestmark = pytest.mark.both_databases
 

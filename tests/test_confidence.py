@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from core.confidence import (
+from core.errors import PromptLabError
+from core.generation.confidence import (
     TokenConfidence,
     encode_answer,
     from_json,
@@ -15,10 +16,9 @@ from core.confidence import (
     to_json,
     token_confidence,
 )
-from core.errors import PromptLabError
-from core.inspector import encode_prompt, forward_logits, inspect_step
-from core.models import ModelRequest, load_model
-from core.settings import GenerationSettings
+from core.generation.inspector import encode_prompt, forward_logits, inspect_step
+from core.generation.settings import GenerationSettings
+from core.models.registry import ModelRequest, load_model
 from tests.test_inspector import GREEDY, prompt_for, run_generate
 
 
@@ -117,8 +117,8 @@ def test_unreadable_stored_confidence_is_a_message(broken):
 
 @pytest.mark.slow
 def test_smollm2_greedy_answer_is_confident_where_it_chose(embedded):
-    from core.data import Example
-    from core.rendering import render_for_model
+    from core.datasets.data import Example
+    from core.prompting.rendering import render_for_model
     from tests.test_inspector import DESIGN, INPUT
 
     prompt = render_for_model(embedded, DESIGN, Example("e", INPUT), max_new_tokens=8)

@@ -5,7 +5,13 @@ import json
 
 import pytest
 
-from core.data import SplitRoles, guess_split_roles, import_bytes, import_file, load_builtin
+from core.datasets.data import (
+    SplitRoles,
+    guess_split_roles,
+    import_bytes,
+    import_file,
+    load_builtin,
+)
 from core.errors import PromptLabError
 
 

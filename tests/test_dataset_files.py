@@ -6,8 +6,8 @@ from datetime import datetime
 import pandas as pd
 import pytest
 
-from core.data import Dataset, Example, SplitRoles
-from core.dataset_files import (
+from core.datasets.data import Dataset, Example, SplitRoles
+from core.datasets.files import (
     LINE,
     ColumnMapping,
     default_name,

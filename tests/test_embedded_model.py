@@ -7,15 +7,15 @@ import shutil
 import pytest
 import torch
 
-from core import gguf_cache
-from core.data import load_builtin
-from core.generation import generate
-from core.models import EMBEDDED, ModelRequest, embedded_gguf_path, load_model
-from core.prompts import PRESETS
-from core.rendering import render_for_model
-from core.scoring import RougeOptions, score_rouge
-from core.settings import GenerationSettings
-from core.streaming import TokenStream
+from core.datasets.data import load_builtin
+from core.evaluation.scoring import RougeOptions, score_rouge
+from core.generation.local import generate
+from core.generation.settings import GenerationSettings
+from core.generation.streaming import TokenStream
+from core.models import gguf_cache
+from core.models.registry import EMBEDDED, ModelRequest, embedded_gguf_path, load_model
+from core.prompting.design import PRESETS
+from core.prompting.rendering import render_for_model
 
 pytestmark = pytest.mark.slow
 

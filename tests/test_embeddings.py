@@ -6,10 +6,10 @@ import sys
 import numpy as np
 import pytest
 
-from core import embeddings
-from core.data import load_builtin
-from core.embeddings import Embedder, get_embedder
+from core.datasets.data import load_builtin
 from core.errors import PromptLabError
+from core.prompting import embeddings
+from core.prompting.embeddings import Embedder, get_embedder
 
 TRAIN_1 = "#Person1#: Two train tickets to Boston for Friday, please.\n#Person2#: Return or single?"
 TRAIN_2 = (

@@ -4,7 +4,7 @@ import random
 
 import pytest
 
-from core.escapes import escape_field, read_field
+from core.prompting.escapes import escape_field, read_field
 
 TRICKY = ["—", "\\", "end\\", "\\n", "😀", "\r\n", "\n", "\t", "\\\\n", "", " — ", "a\\tb", "\\q"]
 

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from core import experiments
-from core.experiments import RunSpec
-from core.models import ModelRequest
-from core.prompts import PRESETS
-from core.settings import GenerationSettings
+from core.generation.settings import GenerationSettings
+from core.models.registry import ModelRequest
+from core.prompting.design import PRESETS
+from core.runs import experiments
+from core.runs.experiments import RunSpec
 from storage import queries
 from storage.db import session_scope
 
@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 RUNNER = """
 import json, signal, sys
 from core import experiments
-from core.experiments import RunSpec
+from core.runs.experiments import RunSpec
 spec = RunSpec.from_dict(json.loads(sys.argv[1]))
 
 def pause_after(n):  # says so once n examples are stored, then waits to be killed

@@ -5,14 +5,14 @@ from dataclasses import replace
 
 import pytest
 
-from core import experiments
-from core.data import load_builtin
+from core.datasets.data import load_builtin
 from core.errors import PromptLabError
-from core.experiments import RunSpec
-from core.models import ModelRequest
-from core.prompts import PRESETS
-from core.settings import GenerationSettings
-from core.sweeps import Sweep, run_sweep, sweep_from_lists
+from core.generation.settings import GenerationSettings
+from core.models.registry import ModelRequest
+from core.prompting.design import PRESETS
+from core.runs import experiments
+from core.runs.experiments import RunSpec
+from core.runs.sweeps import Sweep, run_sweep, sweep_from_lists
 from storage import queries
 from storage.db import session_scope
 

@@ -12,8 +12,8 @@ import pyarrow as pa
 import pytest
 from sqlalchemy import event, text
 
-from core import export
 from core.errors import PromptLabError
+from core.reporting import export
 from storage import queries
 from storage.db import get_engine, session_scope
 from storage.schema import utcnow

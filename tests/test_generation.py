@@ -6,14 +6,14 @@ import threading
 import pytest
 import torch
 
-from core.data import Example
+from core.datasets.data import Example
 from core.errors import PromptLabError
-from core.generation import PRUNE_EVERY, generate, generate_lock
-from core.models import ModelRequest, load_model
-from core.prompts import PromptDesign
-from core.rendering import render_for_model
-from core.settings import GenerationSettings
-from core.streaming import TokenStream, release
+from core.generation.local import PRUNE_EVERY, generate, generate_lock
+from core.generation.settings import GenerationSettings
+from core.generation.streaming import TokenStream, release
+from core.models.registry import ModelRequest, load_model
+from core.prompting.design import PromptDesign
+from core.prompting.rendering import render_for_model
 
 DESIGN = PromptDesign(
     instruction="summarize the following conversation .",

@@ -10,12 +10,12 @@ import gc
 import pytest
 import torch
 
-from core import models
-from core.generation import generate
-from core.inspector import encode_prompt, forward_logits
-from core.models import ModelRequest
-from core.prompts import RenderedPrompt
-from core.settings import GenerationSettings
+from core.generation.inspector import encode_prompt, forward_logits
+from core.generation.local import generate
+from core.generation.settings import GenerationSettings
+from core.models import registry as models
+from core.models.registry import ModelRequest
+from core.prompting.design import RenderedPrompt
 from tests.test_embedded_model import varied_prompts
 
 pytestmark = pytest.mark.gpu

@@ -21,15 +21,18 @@ import streamlit as st
 from sqlalchemy import func, select
 from streamlit.testing.v1 import AppTest
 
-from core import cli, dataset_files, experiments, models, sweeps
-from core.data import import_file
+from core import cli
+from core.datasets import files as dataset_files
+from core.datasets.data import import_file
 from core.errors import PromptLabError
-from core.experiments import RunSpec
-from core.models import ModelRequest, get_model, load_model, prompt_tokenizer
-from core.prompts import PRESETS
-from core.served import Endpoint, map_settings, probe
-from core.served_client import Client
-from core.settings import GenerationSettings
+from core.generation.settings import GenerationSettings
+from core.models import registry as models
+from core.models.registry import ModelRequest, get_model, load_model, prompt_tokenizer
+from core.prompting.design import PRESETS
+from core.runs import experiments, sweeps
+from core.runs.experiments import RunSpec
+from core.served.client import Client
+from core.served.endpoint import Endpoint, map_settings, probe
 from storage import queries
 from storage.db import session_scope
 from storage.schema import ExperimentRecord, StudyRecord

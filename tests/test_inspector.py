@@ -6,14 +6,14 @@ import torch
 from torch.testing import assert_close
 from transformers import TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
 
-from core.data import Example
+from core.datasets.data import Example
 from core.errors import PromptLabError
-from core.generation import generate, generation_config
-from core.inspector import encode_prompt, inspect_step
-from core.models import ModelRequest, load_model
-from core.prompts import PromptDesign
-from core.rendering import render_for_model
-from core.settings import GenerationSettings
+from core.generation.inspector import encode_prompt, inspect_step
+from core.generation.local import generate, generation_config
+from core.generation.settings import GenerationSettings
+from core.models.registry import ModelRequest, load_model
+from core.prompting.design import PromptDesign
+from core.prompting.rendering import render_for_model
 
 DESIGN = PromptDesign(
     instruction="summarize the following conversation .",
@@ -38,7 +38,7 @@ def prompt_for(loaded, text=INPUT):
 
 
 def run_generate(loaded, prompt, settings):
-    """transformers' generate with core.generation's config: new ids, raw logits and the
+    """transformers' generate with core.generation.local's config: new ids, raw logits and the
     processed scores it decoded from, per step."""
     ids = torch.tensor([encode_prompt(loaded, prompt)])
     config = generation_config(loaded, settings)

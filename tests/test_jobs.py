@@ -5,13 +5,13 @@ import threading
 
 import pytest
 
-from core import experiments, jobs
 from core.errors import PromptLabError
-from core.experiments import RunSpec
-from core.models import ModelRequest
-from core.prompts import PRESETS
-from core.settings import GenerationSettings
-from core.sweeps import Sweep
+from core.generation.settings import GenerationSettings
+from core.models.registry import ModelRequest
+from core.prompting.design import PRESETS
+from core.runs import experiments, jobs
+from core.runs.experiments import RunSpec
+from core.runs.sweeps import Sweep
 from storage import queries
 from storage.db import session_scope
 

@@ -1,4 +1,5 @@
-"""Where the app listens: loopback by default, and never beyond it without sign-in (core/launch.py).
+"""Where the app listens: loopback by default, and never beyond it without sign-in
+(core/cli/launch.py).
 The real launcher is started as `make run` starts it, and the sockets it holds are read from the
 kernel's own table."""
 
@@ -14,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from core import launch, policy
+from core import policy
+from core.cli import launch
 from core.errors import PromptLabError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -126,7 +128,7 @@ def test_launcher_refuses_the_network_without_login_before_listening(
     args = ["--host", "0.0.0.0"] if how == "flag" else []
     extra = {} if how == "flag" else {launch.HOST_VARIABLE: "0.0.0.0"}
     done = subprocess.run(
-        [sys.executable, "-m", "core.launch", "--port", str(port), *args],
+        [sys.executable, "-m", "core.cli.launch", "--port", str(port), *args],
         cwd=ROOT,
         env=_env(tmp_path, **extra),
         capture_output=True,
@@ -142,7 +144,7 @@ def test_launcher_refuses_the_network_without_login_before_listening(
 def test_launcher_listens_on_loopback_only_by_default(tmp_path: Path) -> None:
     port = _free_port()
     app = subprocess.Popen(
-        [sys.executable, "-m", "core.launch", "--port", str(port)],
+        [sys.executable, "-m", "core.cli.launch", "--port", str(port)],
         cwd=ROOT,
         env=_env(tmp_path),
         stdout=subprocess.DEVNULL,

@@ -2,8 +2,9 @@
 
 import pytest
 
-from core import model_info, models
-from core.model_info import (
+from core.models import info as model_info
+from core.models import registry as models
+from core.models.info import (
     MemorySnapshot,
     chat_template_source,
     describe,
@@ -14,7 +15,7 @@ from core.model_info import (
     process_rss_bytes,
     unload_model,
 )
-from core.models import ModelRequest, get_model
+from core.models.registry import ModelRequest, get_model
 from tests.conftest import CHAT_TEMPLATE, build_tokenizer
 
 

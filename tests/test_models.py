@@ -7,9 +7,9 @@ import weakref
 import pytest
 import torch
 
-from core import models
 from core.errors import PromptLabError
-from core.models import ModelRequest, get_model, load_model, resolve_device, resolve_dtype
+from core.models import registry as models
+from core.models.registry import ModelRequest, get_model, load_model, resolve_device, resolve_dtype
 
 # every local path that may not be opened is refused with the same sentence
 REFUSED = "is not a model folder or GGUF file that Prompt Lab may open"

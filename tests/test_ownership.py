@@ -6,12 +6,12 @@ import threading
 
 import pytest
 
-from core import experiments, jobs, sweeps
-from core.data import Dataset, Example
+from core.datasets.data import Dataset, Example
 from core.errors import PromptLabError
-from core.experiments import RunSpec
 from core.policy import local_actor, local_user, signed_in_actor
-from core.prompts import PRESETS
+from core.prompting.design import PRESETS
+from core.runs import experiments, jobs, sweeps
+from core.runs.experiments import RunSpec
 from storage import queries
 from storage.db import session_scope
 from storage.schema import DatasetRecord, ExperimentRecord, PromptDesignRecord, StudyRecord

@@ -7,10 +7,10 @@ import pytest
 from alembic import command
 from sqlalchemy import create_engine, inspect, text
 
-from core import experiments
-from core.data import Dataset, Example
+from core.datasets.data import Dataset, Example
 from core.errors import PromptLabError
-from core.experiments import RunSpec
+from core.runs import experiments
+from core.runs.experiments import RunSpec
 from storage import queries
 from storage.db import (
     alembic_config,

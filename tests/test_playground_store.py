@@ -3,15 +3,15 @@ re-run from the record like any other experiment."""
 
 import pytest
 
-from core import experiments, playground
-from core.data import Dataset, Example, load_builtin
+from core.datasets.data import Dataset, Example, load_builtin
 from core.errors import PromptLabError
-from core.experiments import RunSpec
-from core.models import ModelRequest, get_model
-from core.prompts import PRESETS
-from core.rendering import render_for_model
-from core.settings import GenerationSettings
-from core.streaming import TokenStream
+from core.generation.settings import GenerationSettings
+from core.generation.streaming import TokenStream
+from core.models.registry import ModelRequest, get_model
+from core.prompting.design import PRESETS
+from core.prompting.rendering import render_for_model
+from core.runs import experiments, playground
+from core.runs.experiments import RunSpec
 from storage import queries
 from storage.db import session_scope
 

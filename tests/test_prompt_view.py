@@ -1,8 +1,8 @@
 """The Playground's view of a prompt: parts that rebuild the exact text sent, and a context
 window split into its uses."""
 
-from core.prompt_view import context_usage, segments
-from core.rendering import render_prompt
+from core.prompting.prompt_view import context_usage, segments
+from core.prompting.rendering import render_prompt
 from tests.conftest import CHAT_TEMPLATE, build_tokenizer
 from tests.test_rendering import DESIGN, POOL, TARGET
 

@@ -2,10 +2,10 @@
 
 import pytest
 
-from core.data import Example
+from core.datasets.data import Example
 from core.errors import PromptLabError
-from core.prompts import PRESETS, PromptDesign, build_parts, render_example, select_shots
-from core.rendering import render_prompt
+from core.prompting.design import PRESETS, PromptDesign, build_parts, render_example, select_shots
+from core.prompting.rendering import render_prompt
 
 POOL = tuple(Example(f"p{i}", f"dialogue {i}", f"summary {i}") for i in range(1, 7))
 TARGET = Example("t1", "#Person1#: Hi.\n#Person2#: Hello.", "They greet.")

@@ -2,10 +2,10 @@
 
 import pytest
 
-from core.data import Example
+from core.datasets.data import Example
 from core.errors import PromptLabError
-from core.prompts import PromptDesign
-from core.rendering import render_prompt
+from core.prompting.design import PromptDesign
+from core.prompting.rendering import render_prompt
 from tests.conftest import CHAT_TEMPLATE, build_tokenizer
 
 POOL = tuple(

@@ -1,10 +1,10 @@
-"""Tests for core.repeats: the two spreads computed by hand, and the luck rule on known data."""
+"""Tests for repeats: the two spreads computed by hand, and the luck rule on known data."""
 
 import numpy as np
 import pytest
 
 from core.errors import PromptLabError
-from core.repeats import luck_vs_change, repeat_spread
+from core.evaluation.repeats import luck_vs_change, repeat_spread
 
 # Three repeats (seeds) of one sampled variant on four examples.
 REPEATS = [

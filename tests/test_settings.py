@@ -5,7 +5,7 @@ import math
 import pytest
 
 from core.errors import PromptLabError
-from core.settings import GenerationSettings
+from core.generation.settings import GenerationSettings
 
 
 @pytest.mark.parametrize(

@@ -1,10 +1,10 @@
-"""Tests for core.shot_curve on constructed data whose answer is known."""
+"""Tests for core.evaluation.shot_curve on constructed data whose answer is known."""
 
 import numpy as np
 import pytest
 
 from core.errors import PromptLabError
-from core.shot_curve import shot_curve
+from core.evaluation.shot_curve import shot_curve
 
 BASE = np.random.default_rng(20).uniform(0.1, 0.4, 30)  # zero-shot ROUGE-L on 30 examples
 

@@ -6,16 +6,16 @@ import json
 import numpy as np
 import pytest
 
-from core import experiments
-from core.data import Example, load_builtin
-from core.embeddings import get_embedder
+from core.datasets.data import Example, load_builtin
 from core.errors import PromptLabError
-from core.experiments import RunSpec
-from core.models import ModelRequest
-from core.prompts import PRESETS, PromptDesign, mmr, select_shots
-from core.rendering import render_prompt
-from core.settings import GenerationSettings
-from core.sweeps import DIMENSIONS, Sweep, run_sweep, sweep_from_lists
+from core.generation.settings import GenerationSettings
+from core.models.registry import ModelRequest
+from core.prompting.design import PRESETS, PromptDesign, mmr, select_shots
+from core.prompting.embeddings import get_embedder
+from core.prompting.rendering import render_prompt
+from core.runs import experiments
+from core.runs.experiments import RunSpec
+from core.runs.sweeps import DIMENSIONS, Sweep, run_sweep, sweep_from_lists
 from storage import queries
 from storage.db import session_scope
 from tests.conftest import build_tokenizer

@@ -1,4 +1,4 @@
-"""Tests for core.stats against scipy.stats and against direct, independently written loops."""
+"""Tests for stats against scipy.stats and against direct, independently written loops."""
 
 import math
 from dataclasses import replace
@@ -8,8 +8,8 @@ import pytest
 from scipy import stats as scipy_stats
 
 from core.errors import PromptLabError
-from core.scoring import mean_bootstrap_ci
-from core.stats import (
+from core.evaluation.scoring import mean_bootstrap_ci
+from core.evaluation.stats import (
     PairedComparison,
     compare_all,
     compare_pair,
@@ -85,7 +85,7 @@ def test_bootstrap_equals_mean_bootstrap_ci_of_the_differences():
 
 def test_bootstrap_blocks_give_the_same_draws_as_one_block(monkeypatch):
     whole = paired_bootstrap_ci(A20, B20, resamples=1000, seed=2)
-    monkeypatch.setattr("core.stats._BLOCK_CELLS", 7 * len(A20))  # blocks of 7 resamples
+    monkeypatch.setattr("core.evaluation.stats._BLOCK_CELLS", 7 * len(A20))  # blocks of 7 resamples
     assert paired_bootstrap_ci(A20, B20, resamples=1000, seed=2) == pytest.approx(whole)
 
 

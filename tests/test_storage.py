@@ -16,7 +16,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, inspect, text
 
-from core.data import Dataset, Example, load_builtin
+from core.datasets.data import Dataset, Example, load_builtin
 from core.errors import PromptLabError
 from storage import queries
 from storage.db import (

@@ -7,13 +7,13 @@ from contextlib import contextmanager
 
 import pytest
 
-from core.data import Example
-from core.generation import generate, generate_lock
-from core.models import ModelRequest, load_model
-from core.prompts import PromptDesign
-from core.rendering import render_for_model
-from core.settings import GenerationSettings
-from core.streaming import TokenStream
+from core.datasets.data import Example
+from core.generation.local import generate, generate_lock
+from core.generation.settings import GenerationSettings
+from core.generation.streaming import TokenStream
+from core.models.registry import ModelRequest, load_model
+from core.prompting.design import PromptDesign
+from core.prompting.rendering import render_for_model
 
 LONG = GenerationSettings(max_new_tokens=200, min_new_tokens=200)  # never ends by itself early
 DESIGN = PromptDesign(

@@ -7,10 +7,10 @@ import pytest
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 from transformers import PreTrainedTokenizerFast
 
-from core.data import Example
-from core.prompts import PromptDesign
-from core.rendering import render_prompt
-from core.token_view import (
+from core.datasets.data import Example
+from core.prompting.design import PromptDesign
+from core.prompting.rendering import render_prompt
+from core.prompting.token_view import (
     answer_texts,
     counts_by_kind,
     counts_by_label,

@@ -3,10 +3,10 @@ shot-count curve when only shots differ, and the spread of runs repeated with ot
 
 import pytest
 
-from core import stats, verdicts
-from core.compare import load_variants
 from core.errors import PromptLabError
-from core.settings import GenerationSettings
+from core.evaluation import stats, verdicts
+from core.evaluation.compare import load_variants
+from core.generation.settings import GenerationSettings
 from storage.db import session_scope
 from tests.test_compare import store_experiment
 

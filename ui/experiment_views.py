@@ -8,9 +8,10 @@ import pandas as pd
 import pyarrow as pa
 import streamlit as st
 
-from core import catalog, experiments, export, jobs
-from core.data import Dataset
+from core.datasets.data import Dataset
 from core.errors import PromptLabError
+from core.reporting import catalog, export
+from core.runs import experiments, jobs
 from storage import queries
 from storage.db import database_url, session_scope
 from storage.schema import STATUSES

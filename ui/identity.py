@@ -4,7 +4,8 @@ shows only a sign-in, or a refusal, to anyone who may not use the app."""
 
 import streamlit as st
 
-from core import launch, policy
+from core import policy
+from core.cli import launch
 from core.errors import PromptLabError
 from core.policy import Actor, local_actor, signed_in_actor
 from ui.feedback import plain

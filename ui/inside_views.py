@@ -6,10 +6,11 @@ from html import escape
 import pandas as pd
 import streamlit as st
 
-from core import confidence, inspector, token_view
-from core.models import LoadedModel, ModelRequest, hold
-from core.prompts import RenderedPrompt
-from core.settings import GenerationSettings
+from core.generation import confidence, inspector
+from core.generation.settings import GenerationSettings
+from core.models.registry import LoadedModel, ModelRequest, hold
+from core.prompting import token_view
+from core.prompting.design import RenderedPrompt
 from storage import queries
 from storage.db import session_scope
 from ui.prompt_view import COLOURS

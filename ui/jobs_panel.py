@@ -3,7 +3,7 @@ refreshes itself every second while something runs, without rerunning the rest o
 
 import streamlit as st
 
-from core import jobs
+from core.runs import jobs
 from ui import identity
 from ui.feedback import plain
 

@@ -4,7 +4,7 @@ which model is loaded."""
 
 import streamlit as st
 
-from core.models import (
+from core.models.registry import (
     EMBEDDED,
     LoadedModel,
     ModelRequest,

@@ -5,8 +5,8 @@ from html import escape
 
 import streamlit as st
 
-from core.prompt_view import KIND_NAMES, context_usage, segments
-from core.prompts import RenderedPrompt
+from core.prompting.design import RenderedPrompt
+from core.prompting.prompt_view import KIND_NAMES, context_usage, segments
 
 COLOURS = {
     "instruction": "#cfe2ff",

@@ -7,10 +7,11 @@ from dataclasses import fields
 
 import streamlit as st
 
-from core import policy, served
+from core import policy
 from core.errors import PromptLabError
-from core.served import Endpoint
-from core.settings import GenerationSettings
+from core.generation.settings import GenerationSettings
+from core.served import endpoint as served
+from core.served.endpoint import Endpoint
 from ui.feedback import plain
 from ui.state import kept, key
 

@@ -8,8 +8,8 @@ from collections.abc import Callable, Sequence
 import pandas as pd
 import streamlit as st
 
-from core import export
-from core.export import to_csv_bytes
+from core.reporting import export
+from core.reporting.export import to_csv_bytes
 from storage.db import database_url, session_scope
 
 TABLES: dict[str, Callable[..., pd.DataFrame]] = {

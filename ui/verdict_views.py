@@ -4,10 +4,11 @@ each comparison, the shot-count curve, and luck of the seed beside the change.""
 import pandas as pd
 import streamlit as st
 
-from core import charts, stats, verdicts
-from core.compare import Variant
+from core.evaluation import stats, verdicts
+from core.evaluation.compare import Variant
 from storage.db import session_scope
 from storage.queries import ROUGE_COLUMNS
+from ui import charts
 from ui.feedback import plain
 from ui.state import kept
 from ui.tables import Key

@@ -6,10 +6,10 @@ from typing import Any
 
 import streamlit as st
 
-from core.data import Example
-from core.escapes import escape_field, read_field
-from core.prompts import PRESETS, PromptDesign
-from core.settings import GenerationSettings
+from core.datasets.data import Example
+from core.generation.settings import GenerationSettings
+from core.prompting.design import PRESETS, PromptDesign
+from core.prompting.escapes import escape_field, read_field
 from ui.state import kept, key
 
 SETTINGS_PRESETS: dict[str, dict[str, Any]] = {

@@ -6,7 +6,8 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from core import compare, export, stats
+from core.evaluation import compare, stats
+from core.reporting import export
 from storage import queries
 from storage.db import session_scope
 from tests.test_compare import HOSTILE, store_experiment, store_study
@@ -121,8 +122,8 @@ def test_ids_that_no_longer_exist_are_left_out_with_a_warning(app, db_url):
 
 
 def test_experiments_without_results_are_left_out_by_name(app, db_url):
-    from core import experiments
-    from core.experiments import RunSpec
+    from core.runs import experiments
+    from core.runs.experiments import RunSpec
 
     ids = [store_experiment(db_url, [0.5] * 3, shots=k) for k in (0, 1)]
     pending = experiments.create(RunSpec(limit=3), db_url=db_url)

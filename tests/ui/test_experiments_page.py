@@ -8,8 +8,10 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from core import experiments, export, jobs, models
-from core.data import Dataset, Example
+from core.datasets.data import Dataset, Example
+from core.models import registry as models
+from core.reporting import export
+from core.runs import experiments, jobs
 from storage import queries
 from storage.db import session_scope
 from tests.test_compare import store_experiment, store_study

@@ -9,7 +9,7 @@ import streamlit as st
 import torch
 from streamlit.testing.v1 import AppTest
 
-from core import models
+from core.models import registry as models
 from tests.ui.shown import unescaped
 
 APP = str(Path(__file__).resolve().parents[2] / "app.py")

@@ -6,8 +6,9 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core import models, playground
-from core.data import Dataset, Example
+from core.datasets.data import Dataset, Example
+from core.models import registry as models
+from core.runs import playground
 from storage import queries
 from storage.db import session_scope
 from tests.ui.shown import unescaped

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core import jobs
+from core.runs import jobs
 from devtools.served_stub import StubServer
 from storage import queries
 from storage.db import session_scope

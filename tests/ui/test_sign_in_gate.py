@@ -8,8 +8,8 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from core import experiments
 from core.policy import signed_in_actor
+from core.runs import experiments
 from storage import queries
 from storage.db import session_scope
 from tests.ui.shown import unescaped

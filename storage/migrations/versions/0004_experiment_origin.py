@@ -35,7 +35,7 @@ depends_on: str | Sequence[str] | None = None
 
 OLD_NAME = "playground"
 NEW_NAME = "(typed in the Playground)"  # storage.schema.TYPED_INPUTS when this was written
-TYPED_SOURCE = "inputs typed in the Playground"  # what core.playground gives that dataset
+TYPED_SOURCE = "inputs typed in the Playground"  # what core.runs.playground gives that dataset
 
 experiments = sa.table(
     "experiments",

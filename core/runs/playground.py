@@ -1,0 +1,85 @@
+"""Playground runs: one prompt streamed to the page, then stored as a one-example experiment,
+so that it can be found, re-run, compared and exported like any other."""
+
+from __future__ import annotations
+
+import hashlib
+
+from core.datasets.data import Example
+from core.errors import PromptLabError
+from core.generation.confidence import encode_answer
+from core.generation.local import Output
+from core.generation.settings import GenerationSettings
+from core.models.registry import LoadedModel
+from core.policy import Actor, local_actor
+from core.prompting.design import PromptDesign, RenderedPrompt
+from core.runs import experiments
+from core.served.client import Client
+from core.served.endpoint import Endpoint, check_run
+from core.served.stream import ServedStream
+from storage import queries
+from storage.db import session_scope
+from storage.schema import TYPED_INPUTS
+
+TYPED_DATASET = TYPED_INPUTS  # inputs typed into the Playground, kept so that runs can re-run
+LABEL = "playground"  # only a label: Playground runs are told apart by their origin
+ORIGIN = "playground"
+
+
+def typed_example(text: str, reference: str | None = None) -> Example:
+    """An input typed by hand; its id is a hash of its content, so retyping it finds it again."""
+    if not text.strip():
+        raise PromptLabError("Type an input for the model, or pick one from a dataset.")
+    reference = reference if reference and reference.strip() else None
+    digest = hashlib.sha256(f"{text}\0{reference or ''}".encode()).hexdigest()[:12]
+    return Example(f"typed-{digest}", text, reference, "eval")
+
+
+def served_answer(
+    endpoint: Endpoint,
+    prompter: LoadedModel,
+    prompt: RenderedPrompt,
+    settings: GenerationSettings,
+    design: PromptDesign,
+) -> ServedStream:
+    """The endpoint's answer to `prompt` as a stream; refuses settings it cannot honour.
+    `prompter` (the tokenizer that rendered the prompt) counts the answer's tokens when the
+    server does not."""
+    mapping = check_run(settings, endpoint, use_chat_template=design.use_chat_template)
+    client = Client(endpoint, settings, mapping, system_prompt=design.system_prompt)
+    return ServedStream(
+        client,
+        prompt,
+        count_tokens=lambda text: len(encode_answer(prompter, text)),
+        close_client=True,
+    )
+
+
+def store_run(
+    spec: experiments.RunSpec,
+    example: Example,
+    prompt: RenderedPrompt,
+    output: Output,
+    loaded: LoadedModel,
+    *,
+    db_url: str | None = None,
+    actor: Actor | None = None,  # who ran it; None: the local user
+) -> int:
+    """Store one streamed run as a completed experiment (scored when there is a reference),
+    marked as the Playground's, so that the list hides it unless asked."""
+    if spec.dataset == TYPED_DATASET:
+        with session_scope(db_url) as session:
+            queries.add_example(
+                session=session,
+                dataset_name=TYPED_DATASET,
+                example=example,
+                source="inputs typed in the Playground",
+                created_by=(actor or local_actor()).name,
+            )
+    experiment_id = experiments.create(
+        spec, db_url=db_url, example_keys=[example.id], origin=ORIGIN, actor=actor
+    )
+    experiments.record_outputs(
+        experiment_id, spec, [(example, prompt, output)], loaded, db_url=db_url
+    )
+    return experiment_id

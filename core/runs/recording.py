@@ -1,0 +1,223 @@
+"""How an experiment's results are stored: prompts rendered for the examples still to do,
+outputs scored and stored batch by batch, failures kept as failed, and the summary at the end."""
+
+from __future__ import annotations
+
+import platform
+from collections.abc import Sequence
+from dataclasses import asdict, replace
+from typing import TYPE_CHECKING, Any
+
+from core.datasets.data import Example
+from core.errors import PromptLabError
+from core.evaluation.scoring import RougeOptions, mean_bootstrap_ci, score_rouge
+from core.generation.local import Output
+from core.models import registry as models
+from core.models.registry import LoadedModel
+from core.prompting import embeddings
+from core.prompting.design import Embed, PromptDesign, RenderedPrompt
+from core.prompting.rendering import render_for_model
+from storage import queries
+from storage.db import session_scope
+from storage.schema import utcnow
+
+if TYPE_CHECKING:
+    from core.runs.spec import RunSpec
+
+Where = dict[str, tuple[int, str | None]]  # example id: (its position, its reference)
+
+
+def render_todo(
+    experiment_id: int,
+    spec: RunSpec,
+    todo: Sequence[tuple[int, Example]],
+    pool: Sequence[Example],
+    loaded: LoadedModel,
+    done: int,
+    db_url: str | None,
+) -> tuple[list[RenderedPrompt], Where, int]:
+    """Prompts for the examples still to do, and where each sits in the experiment with its
+    reference; an example that cannot be rendered is stored as failed."""
+    prompts, failed, where = [], [], {}
+    embed = _embedder_for(spec.design, pool, [example for _, example in todo])
+    for position, example in todo:
+        try:
+            prompt = render_for_model(
+                loaded,
+                spec.design,
+                example,
+                pool,
+                max_new_tokens=spec.settings.max_new_tokens,
+                embed=embed,
+            )
+        except PromptLabError as exc:
+            failed.append(_failed_result(position, example, str(exc)))
+            continue
+        prompts.append(replace(prompt, example_id=example.id))
+        where[example.id] = (position, example.reference)
+    if failed:
+        with session_scope(db_url) as session:
+            done = queries.add_results(session=session, experiment_id=experiment_id, results=failed)
+    return prompts, where, done
+
+
+def _embedder_for(
+    design: PromptDesign, pool: Sequence[Example], examples: Sequence[Example]
+) -> Embed | None:
+    """For designs that pick or order shots by similarity: the pool (cached across runs) and
+    every input embedded up front, in batches, so selecting shots per example only reads them."""
+    if not design.needs_embeddings:
+        return None
+    embedder = embeddings.get_embedder()
+    embedder.embed_cached([ex.input for ex in (*pool, *examples)])
+    return embedder.embed_cached
+
+
+def _failed_result(position: int, example: Example, error: str) -> dict[str, Any]:
+    return dict(
+        example_key=example.id,
+        position=position,
+        prompt="",
+        output="",
+        reference=example.reference,
+        finish_reason="error",
+        error=error,
+    )
+
+
+def store_outputs(
+    experiment_id: int,
+    spec: RunSpec,
+    prompts: list[RenderedPrompt],
+    outputs: list[Output],
+    where: Where,
+    db_url: str | None,
+    confidences: list[dict[str, Any]] | None = None,
+) -> int:
+    """Score outputs against their references and store them; the count of finished examples."""
+    refs = [where[p.example_id][1] for p in prompts]
+    scored = [i for i, r in enumerate(refs) if r is not None]
+    scores: dict[str, list[float | None]] = {
+        t: [None] * len(prompts) for t in spec.rouge.rouge_types
+    }
+    if scored:
+        report = score_rouge(
+            [outputs[i].text for i in scored], [refs[i] for i in scored], options=spec.rouge
+        )
+        for name, values in report.per_example.items():
+            for i, value in zip(scored, values, strict=True):
+                scores[name][i] = value
+    rows = []
+    for i, (prompt, out) in enumerate(zip(prompts, outputs, strict=True)):
+        position, reference = where[prompt.example_id]
+        rows.append(
+            dict(
+                example_key=prompt.example_id,
+                position=position,
+                prompt=prompt.sent_text,
+                output=out.text,
+                reference=reference,
+                **{name: scores[name][i] for name in scores if name in queries.ROUGE_COLUMNS},
+                prompt_tokens=out.prompt_tokens,
+                new_tokens=out.new_tokens,
+                finish_reason=out.finish_reason,
+                stop_string=out.stop_string,
+                latency_s=out.latency_s,
+                shots=list(prompt.shot_ids),
+                dropped_shots=list(prompt.dropped_shot_ids),
+                truncated_input_tokens=prompt.truncated_input_tokens,
+                batch_size=out.batch_size,
+                batch_index=out.batch_index,
+                attempts=out.attempts,
+                token_confidence=confidences[i] if confidences else None,
+            )
+        )
+    with session_scope(db_url) as session:
+        return queries.add_results(session=session, experiment_id=experiment_id, results=rows)
+
+
+def store_failures(
+    experiment_id: int,
+    failures: Sequence[tuple[RenderedPrompt, str, int]],
+    where: Where,
+    db_url: str | None,
+) -> int:
+    """Store examples whose prompt was sent but got no answer: (prompt, error, attempts) each;
+    the count of finished examples."""
+    rows: list[dict[str, Any]] = [
+        dict(
+            example_key=prompt.example_id,
+            position=where[prompt.example_id][0],
+            prompt=prompt.sent_text,
+            output="",
+            reference=where[prompt.example_id][1],
+            prompt_tokens=prompt.prompt_tokens or 0,
+            finish_reason="error",
+            error=error[:2000],
+            attempts=attempts,
+            shots=list(prompt.shot_ids),
+            dropped_shots=list(prompt.dropped_shot_ids),
+            truncated_input_tokens=prompt.truncated_input_tokens,
+        )
+        for prompt, error, attempts in failures
+    ]
+    with session_scope(db_url) as session:
+        return queries.add_results(session=session, experiment_id=experiment_id, results=rows)
+
+
+def finish(experiment_id: int, spec: RunSpec, db_url: str | None) -> None:
+    """Mark an experiment completed, with the summary of every result it holds."""
+    with session_scope(db_url) as session:
+        results = queries.results_of(session=session, experiment_id=experiment_id)
+        queries.update_experiment(
+            session=session,
+            experiment_id=experiment_id,
+            status="completed",
+            finished_at=utcnow(),
+            aggregates=aggregate(results, spec.rouge),
+        )
+
+
+def aggregate(results: Sequence[Any], rouge: RougeOptions) -> dict[str, Any]:
+    """Means with bootstrap CIs per ROUGE type, and the run's token and finish statistics."""
+    summary: dict[str, Any] = {"n": len(results)}
+    scored = [r for r in results if r.rouge1 is not None or r.rougeL is not None]
+    summary["n_scored"] = len(scored)
+    summary["n_failed"] = sum(r.finish_reason == "error" for r in results)
+    for name in rouge.rouge_types:
+        values = [getattr(r, name) for r in scored if getattr(r, name, None) is not None]
+        if values:
+            summary[name] = asdict(mean_bootstrap_ci(values))
+    generated = [r for r in results if r.finish_reason != "error"]
+    if generated:
+        summary["mean_new_tokens"] = sum(r.new_tokens for r in generated) / len(generated)
+        summary["mean_prompt_tokens"] = sum(r.prompt_tokens for r in generated) / len(generated)
+        summary["mean_latency_s"] = sum(r.latency_s for r in generated) / len(generated)
+    reasons: dict[str, int] = {}
+    for r in results:
+        reasons[r.finish_reason] = reasons.get(r.finish_reason, 0) + 1
+    summary["finish_reasons"] = reasons
+    summary["ci"] = {"confidence": 0.95, "resamples": 1000, "seed": 0, "method": "percentile"}
+    return summary
+
+
+def update(db_url: str | None, experiment_id: int, **fields: Any) -> None:
+    with session_scope(db_url) as session:
+        queries.update_experiment(session=session, experiment_id=experiment_id, **fields)
+
+
+def library_versions(*, served: bool = False) -> dict[str, str]:
+    """The versions that decide a run's outputs, recorded with it (and the HTTP client's, for a
+    run on an endpoint)."""
+    import sqlalchemy
+
+    versions = {
+        **models.library_versions(),
+        "python": platform.python_version(),
+        "sqlalchemy": sqlalchemy.__version__,
+    }
+    if served:
+        import httpx
+
+        versions["httpx"] = httpx.__version__
+    return versions

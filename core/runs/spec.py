@@ -1,0 +1,66 @@
+"""The run spec: everything that decides an experiment's outputs, and its stored form."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from core.datasets.data import BUILTIN_NAME
+from core.errors import PromptLabError
+from core.evaluation.scoring import RougeOptions
+from core.generation.settings import GenerationSettings
+from core.models.registry import ModelRequest
+from core.prompting.design import PRESETS, PromptDesign
+from core.served.endpoint import Endpoint
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """Everything that decides an experiment's outputs."""
+
+    dataset: str = BUILTIN_NAME
+    split: str | None = "eval"  # None: every example
+    limit: int | None = None  # None: the whole split
+    offset: int = 0
+    design: PromptDesign = field(default_factory=lambda: PRESETS["instruction"])
+    settings: GenerationSettings = field(default_factory=GenerationSettings)
+    model: ModelRequest = field(default_factory=ModelRequest)
+    rouge: RougeOptions = field(default_factory=RougeOptions.lab)  # as the classic lab scores
+    batch_size: int | None = None  # None: chosen for the device
+    label: str = ""
+    pool_dataset: str | None = None  # None: shots come from `dataset`'s pool
+    token_confidence: bool = False  # also store each answer token's probability (a forward pass)
+    # None: the local model generates. Otherwise a served endpoint does, and `model` only
+    # supplies the tokenizer and chat template that render and fit its prompts.
+    endpoint: Endpoint | None = None
+
+    def __post_init__(self) -> None:
+        if self.limit is not None and self.limit < 1:
+            raise PromptLabError(f"limit must be at least 1; got {self.limit}.")
+        if self.offset < 0:
+            raise PromptLabError(f"offset must be ≥ 0; got {self.offset}.")
+        if self.batch_size is not None and self.batch_size < 1:
+            raise PromptLabError(f"batch_size must be at least 1; got {self.batch_size}.")
+
+    def to_dict(self) -> dict[str, Any]:
+        values = asdict(self)
+        values["settings"] = self.settings.to_dict()
+        values["design"]["shot_ids"] = list(self.design.shot_ids)
+        values["rouge"]["rouge_types"] = list(self.rouge.rouge_types)
+        values["endpoint"] = self.endpoint.to_dict() if self.endpoint else None
+        return values
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> RunSpec:
+        values = dict(values)
+        design = dict(values.pop("design"))
+        design["shot_ids"] = tuple(design.get("shot_ids", ()))
+        endpoint = values.pop("endpoint", None)
+        return cls(
+            endpoint=Endpoint.from_dict(endpoint) if endpoint else None,
+            design=PromptDesign(**design),
+            settings=GenerationSettings.from_dict(values.pop("settings")),
+            model=ModelRequest(**values.pop("model")),
+            rouge=RougeOptions(**values.pop("rouge")),
+            **values,
+        )

@@ -1,0 +1,181 @@
+"""Sweeps: one base run spec and lists of values to vary, expanded to one experiment per
+combination, grouped as a study and evaluated on the same examples."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from core.errors import PromptLabError
+from core.policy import Actor, local_actor
+from core.runs import experiments
+from core.runs.experiments import RunSpec
+from storage import queries
+from storage.db import session_scope
+
+# A sweep dimension: which part of the spec it changes, and the name there.
+DIMENSIONS: dict[str, tuple[str, str]] = {
+    "shots": ("design", "shots"),
+    "selection": ("design", "selection"),  # first, random, ids, similar or mmr
+    "selection_seed": ("design", "selection_seed"),
+    "mmr_lambda": ("design", "mmr_lambda"),
+    "shot_order": ("design", "shot_order"),  # given, reversed or similar_last
+    "instruction": ("design", "instruction"),
+    "example_format": ("design", "example_format"),
+    "use_chat_template": ("design", "use_chat_template"),
+    "temperature": ("settings", "temperature"),  # 0 means greedy decoding
+    "top_k": ("settings", "top_k"),
+    "top_p": ("settings", "top_p"),
+    "max_new_tokens": ("settings", "max_new_tokens"),
+    "repetition_penalty": ("settings", "repetition_penalty"),
+    "seed": ("settings", "seed"),
+    "model": ("model", "model_id"),
+}
+
+
+@dataclass(frozen=True)
+class Sweep:
+    base: RunSpec
+    variations: dict[str, tuple[Any, ...]] = field(default_factory=dict)
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.variations) - set(DIMENSIONS))
+        if unknown:
+            raise PromptLabError(
+                f"Cannot sweep over {', '.join(unknown)}; choose from {', '.join(DIMENSIONS)}."
+            )
+        for key, values in self.variations.items():
+            if not values:
+                raise PromptLabError(f"The sweep over {key} lists no values.")
+            if len(set(map(repr, values))) != len(values):
+                raise PromptLabError(f"The sweep over {key} lists a value twice: {list(values)}.")
+
+    def expand(self) -> list[RunSpec]:
+        """One spec per combination, in order, each labelled with what it changes."""
+        keys = list(self.variations)
+        specs = []
+        for combo in itertools.product(*(self.variations[k] for k in keys)):
+            spec = self.base
+            for key, value in zip(keys, combo, strict=True):
+                spec = vary(spec, key, value)
+            label = ", ".join(f"{k}={_show(k, v)}" for k, v in zip(keys, combo, strict=True))
+            specs.append(replace(spec, label=label or self.base.label))
+        return specs
+
+
+def vary(spec: RunSpec, key: str, value: Any) -> RunSpec:
+    """`spec` with one dimension set; every change is validated by the part it lands in."""
+    part, name = DIMENSIONS[key]
+    if key == "temperature":
+        if value == 0:  # a temperature of 0 is how people write "greedy"
+            return replace(spec, settings=spec.settings.with_(do_sample=False, temperature=1.0))
+        settings = spec.settings.with_(do_sample=True, temperature=float(value), num_beams=1)
+        return replace(spec, settings=settings)
+    if key == "shots" and spec.design.selection == "ids":
+        raise PromptLabError(
+            "Sweeping shots needs first, random, similar or mmr selection, not chosen ids."
+        )
+    if part == "design":
+        return replace(spec, design=spec.design.with_(**{name: value}))
+    if part == "settings":
+        return replace(spec, settings=spec.settings.with_(**{name: value}))
+    return replace(spec, model=replace(spec.model, model_id=str(value)))
+
+
+def _show(key: str, value: Any) -> str:
+    if key == "temperature" and value == 0:
+        return "0 (greedy)"
+    text = str(value)
+    return text if len(text) <= 40 else text[:37] + "…"
+
+
+def run_sweep(
+    sweep: Sweep,
+    *,
+    db_url: str | None = None,
+    on_experiment: Callable[[int, int, RunSpec], None] | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    actor: Actor | None = None,
+) -> tuple[int, list[int]]:
+    """Create the study and all its experiments, then run them in turn; a stop leaves the rest
+    pending, to resume later. Returns (study, experiments)."""
+    specs = sweep.expand()
+    study_id, ids = create_sweep(sweep, db_url=db_url, actor=actor)
+    for number, (experiment_id, spec) in enumerate(zip(ids, specs, strict=True), start=1):
+        if on_experiment:
+            on_experiment(number, experiment_id, spec)
+        status = experiments.execute(
+            experiment_id, db_url=db_url, on_progress=on_progress, should_stop=should_stop
+        )
+        if status != "completed":
+            break
+    return study_id, ids
+
+
+def create_sweep(
+    sweep: Sweep, *, db_url: str | None = None, actor: Actor | None = None
+) -> tuple[int, list[int]]:
+    """The study and all its experiments, pending, up front and on one set of examples;
+    `actor`'s (None: the local user's)."""
+    specs = sweep.expand()
+    dataset = experiments.get_dataset(sweep.base.dataset, db_url=db_url)
+    keys = [ex.id for ex in experiments.examples_for(sweep.base, dataset)[0]]
+    with session_scope(db_url) as session:
+        study_id = queries.create_study(
+            session=session,
+            name=sweep.name or _default_name(sweep),
+            base_spec=sweep.base.to_dict(),
+            variations={k: list(v) for k, v in sweep.variations.items()},
+            created_by=(actor or local_actor()).name,
+        )
+    ids = [
+        experiments.create(spec, db_url=db_url, study_id=study_id, example_keys=keys, actor=actor)
+        for spec in specs
+    ]
+    return study_id, ids
+
+
+def _default_name(sweep: Sweep) -> str:
+    dims = " × ".join(sweep.variations) or "single run"
+    return f"{sweep.base.dataset}: {dims}"
+
+
+def parse_values(key: str, text: str) -> tuple[Any, ...]:
+    """Values from a comma-separated list, typed for the dimension ('0,1,3' → (0, 1, 3))."""
+    if key not in DIMENSIONS:
+        raise PromptLabError(f"Cannot sweep over {key}; choose from {', '.join(DIMENSIONS)}.")
+    raw = [part.strip() for part in text.split(",") if part.strip()]
+    if not raw:
+        raise PromptLabError(f"No values given for {key}.")
+    kind = _kinds().get(key, str)
+    try:
+        return tuple(kind(v) for v in raw)
+    except ValueError as exc:
+        raise PromptLabError(f"{key} takes {kind.__name__} values; got '{text}'.") from exc
+
+
+def _kinds() -> dict[str, Callable[[str], Any]]:
+    whole = ("shots", "selection_seed", "top_k", "max_new_tokens", "seed")
+    real = ("temperature", "top_p", "repetition_penalty", "mmr_lambda")
+    kinds: dict[str, Callable[[str], Any]] = {k: int for k in whole}
+    kinds.update({k: float for k in real})
+    kinds["use_chat_template"] = _boolean
+    return kinds
+
+
+def _boolean(text: str) -> bool:
+    if text.lower() in ("1", "true", "yes", "on"):
+        return True
+    if text.lower() in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(text)
+
+
+def sweep_from_lists(base: RunSpec, lists: Sequence[tuple[str, str]], name: str = "") -> Sweep:
+    """A sweep from (dimension, 'v1,v2,…') pairs, as typed on a command line or in a form."""
+    variations = {key: parse_values(key, text) for key, text in lists}
+    return Sweep(base, variations, name)

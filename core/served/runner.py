@@ -1,0 +1,121 @@
+"""An experiment run on a served endpoint: prompts rendered with the model's own tokenizer and
+template, sent C at a time, stored as they come back; failed examples are stored as failed."""
+
+from __future__ import annotations
+
+import time
+
+from core.generation.local import Output
+from core.models import registry as models
+from core.prompting.design import RenderedPrompt
+from core.runs import recording
+from core.runs.spec import RunSpec
+from core.served.client import Client, Failure, run_concurrently
+from core.served.endpoint import check_run
+from storage.schema import utcnow
+
+# What came back is stored (and scored) in groups: at least this often, so progress shows and a
+# crash loses little, and at most this many at once (scoring costs ~0.1 s a call, not per answer).
+FLUSH_EVERY_S = 1.0
+FLUSH_EVERY_N = 16
+
+
+def serve_all(
+    experiment_id, spec: RunSpec, todo, pool, done, total, db_url, on_progress, should_stop
+) -> str:
+    endpoint = spec.endpoint
+    mapping = check_run(
+        spec.settings,
+        endpoint,
+        use_chat_template=spec.design.use_chat_template,
+        token_confidence=spec.token_confidence,
+    )
+    prompter = models.prompt_tokenizer(spec.model)
+    recording.update(
+        db_url,
+        experiment_id,
+        backend="served",
+        endpoint=endpoint.label(),
+        model_revision=prompter.revision,
+        device="server",
+        dtype=None,
+        library_versions=recording.library_versions(served=True),
+    )
+    prompts, where, done = recording.render_todo(
+        experiment_id, spec, todo, pool, prompter, done, db_url
+    )
+    if on_progress:
+        on_progress(done, total)
+    client = Client(endpoint, spec.settings, mapping, system_prompt=spec.design.system_prompt)
+    stopped = False
+
+    def stop_now() -> bool:
+        nonlocal stopped
+        stopped = stopped or bool(should_stop and should_stop())
+        return stopped
+
+    store = _Store(experiment_id, spec, where, db_url, total, on_progress, done)
+    try:
+        budget = int(endpoint.error_budget * len(prompts))
+        for index, result in run_concurrently(
+            client, prompts, error_budget=budget, should_stop=stop_now, on_idle=store.flush_if_due
+        ):
+            store.add(prompts[index], result)
+    finally:
+        client.close()
+        store.flush()  # whatever came back before an error is kept
+    done = store.done
+    if stopped and done < total:
+        recording.update(db_url, experiment_id, status="interrupted", finished_at=utcnow())
+        return "interrupted"
+    recording.finish(experiment_id, spec, db_url)
+    return "completed"
+
+
+class _Store:
+    """Answers as they come back, stored (and scored) in groups: when 16 are waiting, or when
+    one has waited a second, even if no other answer arrives meanwhile."""
+
+    def __init__(self, experiment_id, spec, where, db_url, total, on_progress, done) -> None:
+        self.experiment_id, self.spec, self.where, self.db_url = experiment_id, spec, where, db_url
+        self.total, self.on_progress, self.done = total, on_progress, done
+        self.waiting: list[tuple[RenderedPrompt, Output | Failure]] = []
+        self.since = time.monotonic()  # when the oldest waiting answer came back
+
+    def add(self, prompt: RenderedPrompt, result: Output | Failure) -> None:
+        if not self.waiting:
+            self.since = time.monotonic()
+        self.waiting.append((prompt, result))
+        if len(self.waiting) >= FLUSH_EVERY_N:
+            self.flush()
+        else:
+            self.flush_if_due()
+
+    def flush_if_due(self) -> None:
+        if self.waiting and time.monotonic() - self.since >= FLUSH_EVERY_S:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.waiting:
+            return
+        answered = [(p, r) for p, r in self.waiting if isinstance(r, Output)]
+        failed = [(p, r) for p, r in self.waiting if isinstance(r, Failure)]
+        self.waiting = []
+        if answered:
+            self.done = recording.store_outputs(
+                self.experiment_id,
+                self.spec,
+                [p for p, _ in answered],
+                [r for _, r in answered],
+                self.where,
+                self.db_url,
+            )
+        if failed:
+            self.done = recording.store_failures(
+                self.experiment_id,
+                [(p, f.error, f.attempts) for p, f in failed],
+                self.where,
+                self.db_url,
+            )
+        if self.on_progress:
+            self.on_progress(self.done, self.total)
