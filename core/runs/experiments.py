@@ -21,6 +21,7 @@ from core.prompting.design import RenderedPrompt
 from core.runs import limits as run_policy
 from core.runs import recording
 from core.runs.spec import RunSpec  # re-exported: callers say experiments.RunSpec
+from core.served import runner as served_runner
 from storage import queries
 from storage.db import session_scope
 from storage.schema import utcnow
@@ -222,26 +223,11 @@ def execute(
     """Generate, score and store every unfinished example; returns the final status. An
     experiment that cannot start (its dataset or examples gone) is failed with the reason."""
     spec, todo, pool, done, total = _start(experiment_id, db_url)
+    backend = served_runner.execute if spec.endpoint is not None else execute_local
     try:
-        if spec.endpoint is not None:
-            from core.served.runner import serve_all
-
-            return serve_all(
-                experiment_id, spec, todo, pool, done, total, db_url, on_progress, should_stop
-            )
-        with models.hold(spec.model) as loaded:
-            return _generate_all(
-                experiment_id,
-                spec,
-                todo,
-                pool,
-                loaded,
-                done,
-                total,
-                db_url,
-                on_progress,
-                should_stop,
-            )
+        return backend(
+            experiment_id, spec, todo, pool, done, total, db_url, on_progress, should_stop
+        )
     except BaseException as exc:
         status = "failed" if isinstance(exc, Exception) else "interrupted"
         recording.update(
@@ -261,6 +247,16 @@ def _reason(exc: BaseException) -> str | None:
             "in the app's log."
         )
     return None  # interrupted (Ctrl-C, a stop): not an error
+
+
+def execute_local(
+    experiment_id, spec: RunSpec, todo, pool, done, total, db_url, on_progress, should_stop
+) -> str:
+    """The local backend, in the shape of the served one (served.runner.execute)."""
+    with models.hold(spec.model) as loaded:
+        return _generate_all(
+            experiment_id, spec, todo, pool, loaded, done, total, db_url, on_progress, should_stop
+        )
 
 
 def _generate_all(

@@ -20,9 +20,10 @@ FLUSH_EVERY_S = 1.0
 FLUSH_EVERY_N = 16
 
 
-def serve_all(
+def execute(
     experiment_id, spec: RunSpec, todo, pool, done, total, db_url, on_progress, should_stop
 ) -> str:
+    """The served backend, in the shape of the local one (runs.experiments.execute_local)."""
     endpoint = spec.endpoint
     mapping = check_run(
         spec.settings,
