@@ -22,7 +22,6 @@ from tests.ui.browser import (
     AppServer,
     click_nav,
     explained,
-    open_browser,
     open_page,
     serve_app,
     snap,
@@ -36,12 +35,6 @@ pytestmark = pytest.mark.slow
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppServer]:
     with serve_app(tmp_path_factory.mktemp("browser-app")) as srv:
         yield srv
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with open_browser() as b:
-        yield b
 
 
 @pytest.fixture

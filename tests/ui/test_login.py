@@ -22,7 +22,6 @@ from tests.ui.browser import (
     VIEWPORT,
     AppServer,
     explained,
-    open_browser,
     open_page,
     serve_app,
     snap,
@@ -75,12 +74,6 @@ def server(provider: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         env={"PROMPT_LAB_ALLOWED_USERS": "alice@example.org"},
     ) as srv:
         yield srv
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with open_browser() as b:
-        yield b
 
 
 @pytest.fixture
