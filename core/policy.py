@@ -98,6 +98,15 @@ def _number(var: str, raw: str, kind: type) -> float | int:
     return value
 
 
+def cache_root(cache_dir: Path | None = None) -> Path:
+    """Where Prompt Lab caches converted models and embeddings: the argument, $PROMPT_LAB_CACHE,
+    or ~/.cache/prompt-lab."""
+    if cache_dir is not None:
+        return Path(cache_dir)
+    env = os.environ.get("PROMPT_LAB_CACHE")
+    return Path(env) if env else Path.home() / ".cache" / "prompt-lab"
+
+
 def local_user() -> str:
     """Who uses the app when no sign-in is configured: the account that runs it."""
     try:

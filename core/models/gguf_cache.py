@@ -18,17 +18,11 @@ from typing import Any
 import transformers
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from core.policy import cache_root
+
 log = logging.getLogger(__name__)
 
 MARKER = "prompt_lab_cache.json"
-
-
-def cache_root(cache_dir: Path | None = None) -> Path:
-    """Where converted models live: the argument, $PROMPT_LAB_CACHE, or ~/.cache/prompt-lab."""
-    if cache_dir is not None:
-        return Path(cache_dir)
-    env = os.environ.get("PROMPT_LAB_CACHE")
-    return Path(env) if env else Path.home() / ".cache" / "prompt-lab"
 
 
 def file_sha256(path: Path) -> str:

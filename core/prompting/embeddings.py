@@ -20,7 +20,7 @@ import torch
 from transformers import AutoModel, AutoTokenizer
 
 from core.errors import PromptLabError
-from core.models.gguf_cache import cache_root
+from core.policy import cache_root
 
 log = logging.getLogger(__name__)
 
