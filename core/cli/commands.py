@@ -16,7 +16,7 @@ from typing import Any
 from core.datasets.data import BUILTIN_NAME, SplitRoles, import_file
 from core.errors import PromptLabError
 from core.evaluation.scoring import RougeOptions, score_rouge
-from core.models.registry import EMBEDDED, EMBEDDED_ALIASES
+from core.models.locating import EMBEDDED, EMBEDDED_ALIASES
 from core.policy import local_user
 from core.reporting import export
 from core.runs import experiments

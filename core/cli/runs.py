@@ -19,7 +19,8 @@ from core.evaluation.scoring import RougeOptions
 from core.generation.settings import GenerationSettings
 from core.models import access as model_access
 from core.models import registry as models
-from core.models.registry import EMBEDDED, ModelRequest
+from core.models.loading import ModelRequest
+from core.models.locating import EMBEDDED
 from core.prompting.design import PRESETS, select_shots
 from core.runs import experiments, sweeps
 from core.runs import limits as run_policy

@@ -12,7 +12,7 @@ import torch
 
 from core.errors import PromptLabError
 from core.generation.inspector import encode_prompt, forward_logits
-from core.models.registry import LoadedModel
+from core.models.loading import LoadedModel
 from core.prompting.design import RenderedPrompt
 from core.prompting.token_view import answer_texts
 

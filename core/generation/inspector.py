@@ -13,7 +13,7 @@ from transformers import GenerationConfig, LogitsProcessorList
 from core.errors import PromptLabError
 from core.generation.local import generate_lock, generation_config
 from core.generation.settings import GenerationSettings
-from core.models.registry import LoadedModel
+from core.models.loading import LoadedModel
 from core.prompting.design import RenderedPrompt
 from core.prompting.token_view import token_text
 

@@ -14,7 +14,7 @@ from transformers import GenerationConfig, StoppingCriteria, StoppingCriteriaLis
 
 from core.errors import PromptLabError
 from core.generation.settings import GenerationSettings
-from core.models.registry import LoadedModel
+from core.models.loading import LoadedModel
 from core.prompting.design import RenderedPrompt
 
 FinishReason = Literal["eos", "stop", "length"]

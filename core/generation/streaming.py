@@ -19,7 +19,7 @@ from core.generation.local import (
     generation_config,
 )
 from core.generation.settings import GenerationSettings
-from core.models.registry import LoadedModel
+from core.models.loading import LoadedModel
 from core.prompting.design import RenderedPrompt
 
 

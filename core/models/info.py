@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from core.models import registry as models
-from core.models.registry import LoadedModel
+from core.models.loading import LoadedModel
 from core.prompting.rendering import apply_chat_template
 
 PROC_STATUS = Path("/proc/self/status")

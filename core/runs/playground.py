@@ -10,7 +10,7 @@ from core.errors import PromptLabError
 from core.generation.confidence import encode_answer
 from core.generation.local import Output
 from core.generation.settings import GenerationSettings
-from core.models.registry import LoadedModel
+from core.models.loading import LoadedModel
 from core.policy import Actor, local_actor
 from core.prompting.design import PromptDesign, RenderedPrompt
 from core.runs import experiments

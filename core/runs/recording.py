@@ -13,7 +13,7 @@ from core.errors import PromptLabError
 from core.evaluation.scoring import RougeOptions, mean_bootstrap_ci, score_rouge
 from core.generation.local import Output
 from core.models import registry as models
-from core.models.registry import LoadedModel
+from core.models.loading import LoadedModel
 from core.prompting import embeddings
 from core.prompting.design import Embed, PromptDesign, RenderedPrompt
 from core.prompting.rendering import render_for_model

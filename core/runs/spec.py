@@ -9,7 +9,7 @@ from core.datasets.data import BUILTIN_NAME
 from core.errors import PromptLabError
 from core.evaluation.scoring import RougeOptions
 from core.generation.settings import GenerationSettings
-from core.models.registry import ModelRequest
+from core.models.loading import ModelRequest
 from core.prompting.design import PRESETS, PromptDesign
 from core.served.endpoint import Endpoint
 
