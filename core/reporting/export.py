@@ -1,45 +1,28 @@
-"""Experiments as tables (a comparison summary, per-example rows, examples side by side) and the
-one safe way to write them as CSV.
-
-CSV safety. A spreadsheet program runs a cell that starts with `=`, `+`, `-` or `@` as a formula,
-and a leading tab or carriage return can hide such a start; model outputs and prompts are
-untrusted text, so every *text* cell (and header) starting with one of those six characters gets
-a leading single quote `'` (the OWASP "CSV injection" rule). This changes the text of such cells
-by that one leading quote; numbers stay numbers, so -0.5 is written as -0.5. Every text cell is
-written in double quotes and rows end in CRLF (RFC 4180), so a cell holding a newline, a lone
-carriage return, a comma or a quote reads back as one cell. (Python's csv writer under minimal
-quoting leaves a lone CR unquoted when rows end in LF, and readers split the row there.)
-"""
+"""Experiments as tables: a comparison summary, per-example rows and examples side by side,
+read from storage in as few queries as they need. CSV writing is in safe_csv, revisions in
+revision; both are re-exported here for callers."""
 
 from __future__ import annotations
 
 import contextlib
 import gc
-import io
 import json
-import math
-import os
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
-from typing import IO, Any
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.csv as pa_csv
-from sqlalchemy import JSON, Text, cast, func, select
+from sqlalchemy import Text, cast, select
 from sqlalchemy.orm import Session
 
 from core.errors import PromptLabError
+from core.reporting.revision import dataset_revision, revision, unique_ids  # noqa: F401
+from core.reporting.safe_csv import to_csv_bytes, write_csv  # noqa: F401
 from storage.queries import ROUGE_COLUMNS
-from storage.schema import DatasetRecord, ExampleRecord, ExperimentRecord, ResultRecord
+from storage.schema import ExperimentRecord, ResultRecord
 
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-BOM = "\ufeff".encode()
-# pyarrow's writer is C++: 100,000 rows with their prompts in well under a second, where pandas'
-# (Python's csv module) takes several. "needed" quotes every text cell, numbers never.
-CSV_OPTIONS = pa_csv.WriteOptions(eol="\r\n", quoting_style="needed")
 KEY_LISTS = ("shots", "dropped_shots")  # stored as JSON lists, shown as "d001;d002"
 ARROW_TYPES = {str: pa.large_string(), int: pa.int64(), float: pa.float64()}
 DESIGN_FIELDS = ("shots", "selection", "selection_seed", "instruction", "use_chat_template")
@@ -104,53 +87,6 @@ WHOLE_NUMBERS = (
     "seed",
 )
 FLAGS = ("use_chat_template", "do_sample")
-# Written once, when an experiment is created: left out of its revision to keep that small.
-UNCHANGING = ("spec", "example_keys", "design", "settings", "library_versions")
-
-
-# Revision --------------------------------------------------------------------------------------
-
-
-def revision(
-    *, session: Session, experiment_ids: Sequence[int] | None = None, results: bool = True
-) -> tuple:
-    """A value that changes with every write that the tables of these experiments (all, if
-    None) depend on: each one's row (status, progress, times, label, aggregates...) and, if
-    `results`, the count and newest id of its results and of its dataset's examples. Equal
-    revisions, equal tables. Cheap: no result or example row is read, only indexed ids."""
-    kept = [c for c in ExperimentRecord.__table__.columns if c.name not in UNCHANGING]
-    query = select(*(cast(c, Text) if isinstance(c.type, JSON) else c for c in kept))
-    if experiment_ids is not None:
-        query = query.where(ExperimentRecord.id.in_(_unique(experiment_ids)))
-    rows = tuple(tuple(row) for row in session.execute(query.order_by(ExperimentRecord.id)))
-    if not results:
-        return rows
-    ids = [row[0] for row in rows]
-    names = {row[[c.name for c in kept].index("dataset_name")] for row in rows}
-    stored = (
-        select(ResultRecord.experiment_id, func.count(), func.max(ResultRecord.id))
-        .where(ResultRecord.experiment_id.in_(ids))
-        .group_by(ResultRecord.experiment_id)
-        .order_by(ResultRecord.experiment_id)
-    )
-    return (
-        rows,
-        tuple(tuple(row) for row in session.execute(stored)),
-        dataset_revision(session=session, names=names),
-    )
-
-
-def dataset_revision(*, session: Session, names: Iterable[str]) -> tuple:
-    """Each named dataset's id, example count and newest example id: it changes when one is
-    stored again, extended or deleted."""
-    examples = (
-        select(DatasetRecord.name, DatasetRecord.id, func.count(), func.max(ExampleRecord.id))
-        .join(ExampleRecord, isouter=True)
-        .where(DatasetRecord.name.in_(list(names)))
-        .group_by(DatasetRecord.id, DatasetRecord.name)
-        .order_by(DatasetRecord.name)
-    )
-    return tuple(tuple(row) for row in session.execute(examples))
 
 
 # Tables ----------------------------------------------------------------------------------------
@@ -159,7 +95,7 @@ def dataset_revision(*, session: Session, names: Iterable[str]) -> tuple:
 def summary_table(*, session: Session, experiment_ids: Sequence[int] | None = None) -> pd.DataFrame:
     """One row per experiment (all of them newest first, or the ids in the order given);
     reads the experiments table only, never results."""
-    ids = None if experiment_ids is None else _unique(experiment_ids)
+    ids = None if experiment_ids is None else unique_ids(experiment_ids)
     query = select(
         *SUMMARY_SOURCE.values(),
         ExperimentRecord.design,
@@ -184,7 +120,7 @@ def summary_table(*, session: Session, experiment_ids: Sequence[int] | None = No
 
 def per_example_table(*, session: Session, experiment_ids: Sequence[int]) -> pd.DataFrame:
     """One row per (experiment, example), experiments in the order given, examples in order."""
-    ids = _unique(experiment_ids)
+    ids = unique_ids(experiment_ids)
     labels = _labels(session, ids)
     frame = _results_frame(session, ids, list(PER_EXAMPLE_SOURCE))
     frame.insert(1, "label", frame["experiment_id"].map(pd.Series(labels, dtype="str")))
@@ -194,7 +130,7 @@ def per_example_table(*, session: Session, experiment_ids: Sequence[int]) -> pd.
 def wide_table(*, session: Session, experiment_ids: Sequence[int]) -> pd.DataFrame:
     """One row per example, each experiment's output and ROUGE side by side (`e{id} output`);
     an example one experiment did not evaluate has empty cells there."""
-    ids = _unique(experiment_ids)
+    ids = unique_ids(experiment_ids)
     _labels(session, ids)
     if not ids:
         return pd.DataFrame(columns=["example_key", "reference"])
@@ -210,61 +146,6 @@ def wide_table(*, session: Session, experiment_ids: Sequence[int]) -> pd.DataFra
     # pivot mixes text and scores into object columns; give each back its own type.
     cells = cells.astype({f"e{i} {value}": long[value].dtype for value, i in wanted})
     return pd.concat([references.reindex(keys), cells], axis=1).reset_index()
-
-
-# CSV -------------------------------------------------------------------------------------------
-
-
-def neutralise_formulas(frame: pd.DataFrame) -> pd.DataFrame:
-    """A copy in which every text cell and header starting a formula has a leading `'`."""
-    safe = frame.copy(deep=False)
-    for position in range(frame.shape[1]):
-        column = frame.iloc[:, position]
-        if _never_text(column.dtype):
-            continue
-        if isinstance(column.dtype, pd.StringDtype):
-            flagged = column.str.startswith(FORMULA_STARTS).fillna(False).astype(bool)
-            if flagged.any():
-                safe.isetitem(position, column.mask(flagged, "'" + column))
-            continue
-        # Anything else (object, categorical, Arrow types) is checked value by value.
-        values = column.tolist()
-        flagged = [isinstance(v, str) and v.startswith(FORMULA_STARTS) for v in values]
-        if any(flagged):
-            fixed = [f"'{v}" if hit else v for v, hit in zip(values, flagged, strict=True)]
-            safe.isetitem(position, pd.Series(fixed, index=frame.index, dtype=object))
-    safe.columns = [_defused(name) for name in frame.columns]
-    return safe
-
-
-def to_csv_bytes(frame: pd.DataFrame, *, bom: bool = False) -> bytes:
-    """The frame as safe CSV in UTF-8, with a byte-order mark for spreadsheet programs if `bom`."""
-    sink = pa.BufferOutputStream()
-    _write(frame, sink, bom=bom)
-    return sink.getvalue().to_pybytes()
-
-
-def write_csv(
-    frame: pd.DataFrame,
-    path_or_buffer: str | os.PathLike[str] | IO[str] | IO[bytes],
-    *,
-    bom: bool = False,
-) -> None:
-    """Write the frame as safe CSV to a path, a binary buffer or a text buffer."""
-    if isinstance(path_or_buffer, str | os.PathLike):
-        try:
-            sink = pa.OSFile(os.fspath(path_or_buffer), "wb")
-        except OSError as exc:
-            raise PromptLabError(
-                f"Cannot write the CSV file {path_or_buffer}: {exc}. "
-                "Check that its folder exists and is writable."
-            ) from exc
-        with sink:
-            _write(frame, sink, bom=bom)
-    elif _is_binary(path_or_buffer):
-        _write(frame, path_or_buffer, bom=bom)
-    else:
-        path_or_buffer.write(to_csv_bytes(frame, bom=bom).decode("utf-8"))
 
 
 # Helpers ---------------------------------------------------------------------------------------
@@ -390,57 +271,3 @@ def _refuse_unknown(ids: list[int], known: set[int]) -> None:
             if len(missing) == 1
             else f"There are no experiments {listed}; pick ids from the experiments list."
         )
-
-
-def _unique(experiment_ids: Sequence[int]) -> list[int]:
-    return list(dict.fromkeys(int(i) for i in experiment_ids))
-
-
-def _defused(name: Any) -> Any:
-    return f"'{name}" if isinstance(name, str) and name.startswith(FORMULA_STARTS) else name
-
-
-def _write(frame: pd.DataFrame, sink: Any, *, bom: bool) -> None:
-    if bom:
-        sink.write(BOM)
-    safe = neutralise_formulas(frame)
-    arrays = [_arrow_column(safe.iloc[:, position]) for position in range(safe.shape[1])]
-    if len(arrays) == 1:  # a row of one empty cell would be a blank line, which readers skip
-        arrays = [pc.fill_null(arrays[0].cast(pa.large_string()), "")]  # written as ""
-    table = pa.Table.from_arrays(arrays, names=[str(name) for name in safe.columns])
-    pa_csv.write_csv(table, sink, CSV_OPTIONS)
-
-
-def _arrow_column(column: pd.Series) -> pa.Array | pa.ChunkedArray:
-    if _never_text(column.dtype) or isinstance(column.dtype, pd.StringDtype):
-        return pa.array(column, from_pandas=True)  # NaN becomes an empty cell, not "nan"
-    # Mixed Python values, lists, categories: written as their text.
-    return pa.array([None if _missing(v) else str(v) for v in column], pa.large_string())
-
-
-def _never_text(dtype: Any) -> bool:
-    """Real numbers, booleans and datetimes: no formula can hide there, and pyarrow writes them."""
-    if isinstance(dtype, pd.CategoricalDtype):
-        return False
-    types = pd.api.types
-    return (
-        types.is_any_real_numeric_dtype(dtype)
-        or types.is_bool_dtype(dtype)
-        or types.is_datetime64_any_dtype(dtype)
-    )
-
-
-def _missing(value: Any) -> bool:
-    return (
-        value is None
-        or value is pd.NA
-        or value is pd.NaT
-        or (isinstance(value, float) and math.isnan(value))
-    )
-
-
-def _is_binary(handle: Any) -> bool:
-    mode = getattr(handle, "mode", None)  # gzip's is a number
-    return isinstance(handle, io.RawIOBase | io.BufferedIOBase) or (
-        isinstance(mode, str) and "b" in mode
-    )
