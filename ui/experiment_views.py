@@ -17,7 +17,7 @@ from storage.db import database_url, session_scope
 from storage.schema import STATUSES
 from ui import identity, jobs_panel
 from ui.feedback import plain
-from ui.state import kept
+from ui.state import kept, key
 from ui.tables import TABLES, Key, csv_download, stored_key
 
 CLEAR = "experiments.clear_selection"
@@ -209,3 +209,41 @@ def _one(record, results: pa.Table) -> None:
         else:
             st.caption("No scores yet.")
     st.dataframe(results, hide_index=True)
+
+
+def show_done() -> None:
+    """The message an action on selected experiments left, once, with the selection cleared."""
+    if (done_message := st.session_state.pop(CLEAR, None)) is not None:
+        st.session_state[key("experiments", "selected")] = []
+        st.success(done_message)
+
+
+def stored_list(fill_key: str) -> None:
+    """The Stored experiments tab: the filters, the experiments found, and those selected."""
+    with session_scope() as session:
+        filters = list_filters(catalog.options(session=session))
+    table = found(filters)
+    if table.empty:
+        st.info("No stored experiments match. Start one in the other tab, or widen the filters.")
+        return
+    shown = table[[c for c in catalog.SHOWN if c in table.columns]]
+    st.dataframe(
+        shown,
+        hide_index=True,
+        column_config={
+            "rougeL": st.column_config.NumberColumn(format="%.4f"),
+            "rougeL_ci_low": st.column_config.NumberColumn("CI low", format="%.4f"),
+            "rougeL_ci_high": st.column_config.NumberColumn("CI high", format="%.4f"),
+            "created_by": st.column_config.TextColumn("By"),
+        },
+    )
+    labels = dict(zip(table["id"].tolist(), table["label"].fillna(""), strict=True))
+    picked = key("experiments", "selected")
+    st.session_state[picked] = [i for i in st.session_state.get(picked, []) if i in labels]
+    chosen = st.multiselect(
+        "Selected experiments",
+        list(labels),
+        **kept("experiments", "selected"),
+        format_func=lambda i: f"#{i} {labels[i]}".strip(),
+    )
+    detail(chosen, fill_key)
