@@ -18,6 +18,7 @@ from core.models import registry as models
 from core.policy import Actor
 from core.prompting.design import RenderedPrompt
 from core.runs import recording
+from core.runs import served as served_runner
 from core.runs.examples import examples_for, get_dataset, pool_of  # noqa: F401
 from core.runs.spec import RunSpec  # re-exported: callers say experiments.RunSpec
 from core.runs.stored import (  # noqa: F401
@@ -28,7 +29,6 @@ from core.runs.stored import (  # noqa: F401
     prepare_retry,
     stored_spec,
 )
-from core.served import runner as served_runner
 from storage import queries
 from storage.db import session_scope
 from storage.schema import utcnow
@@ -118,7 +118,7 @@ def _reason(exc: BaseException) -> str | None:
 def execute_local(
     experiment_id, spec: RunSpec, todo, pool, done, total, db_url, on_progress, should_stop
 ) -> str:
-    """The local backend, in the shape of the served one (served.runner.execute)."""
+    """The local backend, in the shape of the served one (runs.served.execute)."""
     with models.hold(spec.model) as loaded:
         return _generate_all(
             experiment_id, spec, todo, pool, loaded, done, total, db_url, on_progress, should_stop

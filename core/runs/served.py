@@ -23,7 +23,7 @@ FLUSH_EVERY_N = 16
 def execute(
     experiment_id, spec: RunSpec, todo, pool, done, total, db_url, on_progress, should_stop
 ) -> str:
-    """The served backend, in the shape of the local one (runs.experiments.execute_local)."""
+    """The served backend, in the shape of the local one (experiments.execute_local)."""
     endpoint = spec.endpoint
     mapping = check_run(
         spec.settings,
