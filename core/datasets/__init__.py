@@ -1,2 +1,2 @@
 """Datasets: Dataset and Example, the built-in dialogues, and CSV/TSV/JSONL import.
-May import core.errors and core.policy only."""
+Imports from core only errors and policy."""

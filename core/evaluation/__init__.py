@@ -1,2 +1,2 @@
-"""Judging outputs: ROUGE (metrics/) and other scores, statistics, repeats, shot curves,
-verdicts and comparisons. May import core.runs' records through storage/, never a backend."""
+"""Judging outputs: ROUGE (metrics/) and scoring, statistics, repeats, shot curves, verdicts and
+comparisons. Imports from core: reporting, errors; and storage/."""

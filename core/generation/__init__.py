@@ -1,2 +1,2 @@
 """Generation: settings as in Hugging Face `generate`, batched local generation, streaming, the
-sampling inspector and per-token confidence. May import core.models and core.prompting."""
+sampling inspector and per-token confidence. Imports from core: models, prompting, errors."""

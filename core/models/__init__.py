@@ -1,2 +1,2 @@
 """Models: loading, reuse and unloading, the GGUF cache, model facts, and what the operator lets
-Prompt Lab open. May import core.errors and core.policy only."""
+Prompt Lab open. Imports from core: prompting (for chat templates), errors, policy."""

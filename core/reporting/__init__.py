@@ -1,2 +1,2 @@
-"""Reporting: CSV export and the catalogue of stored experiments. May import core.evaluation,
-core.runs and storage/."""
+"""Reporting: CSV export and the catalogue of stored experiments. Imports from core only errors;
+and storage/."""

@@ -1,2 +1,2 @@
-"""Runs: the run spec, experiments and their recording, sweeps, background jobs and the
-Playground's runs. May import every concern above it and storage/."""
+"""Runs: the run spec, experiments with their local and served backends, recording, sweeps,
+background jobs and the Playground's runs. Imports any package above and storage/; not cli/."""

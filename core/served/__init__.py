@@ -1,2 +1,3 @@
 """Served models behind an OpenAI-compatible endpoint: the endpoint and its settings mapping,
-the HTTP client, streams, and served runs. May import generation, prompting, models, datasets."""
+the HTTP client with retries, and streams. Imports generation, prompting, policy, errors; never
+runs/ or storage/ (a served run is runs/served.py)."""
