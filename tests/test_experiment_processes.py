@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 RUNNER = """
 import json, signal, sys
-from core import experiments
+from core.runs import experiments
 from core.runs.experiments import RunSpec
 spec = RunSpec.from_dict(json.loads(sys.argv[1]))
 
