@@ -1,5 +1,6 @@
-"""The whole store's schema: datasets and examples, prompt designs, studies, experiments and
-their per-example results, and who created or deleted what."""
+"""The whole store's schema: datasets and examples, prompt designs, the prompt library (named
+prompts, their versions and labels), studies, experiments and their per-example results, and who
+created or deleted what."""
 
 from __future__ import annotations
 
@@ -11,11 +12,13 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -34,6 +37,8 @@ ORIGINS = ("experiment", "playground")  # where an experiment was made: a run or
 # it never mixes with a user's dataset (one may well be called "playground").
 TYPED_INPUTS = "(typed in the Playground)"
 OWNER_LENGTH = 320  # an e-mail address's longest, or a local account's name
+PROMPT_NAME_LENGTH = 100
+LABEL_LENGTH = 50
 
 
 def utcnow() -> datetime:
@@ -93,6 +98,61 @@ class PromptDesignRecord(Base):
     created_by: Mapped[str | None] = mapped_column(String(OWNER_LENGTH))
 
 
+class PromptRecord(Base):
+    """A named prompt of the library; its versions are numbered 1, 2, 3…"""
+
+    __tablename__ = "prompts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(PROMPT_NAME_LENGTH), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_by: Mapped[str | None] = mapped_column(String(OWNER_LENGTH))
+
+
+class PromptVersionRecord(Base):
+    """One immutable version of a prompt, or (prompt_id NULL, no number) the unnamed version of
+    a design that experiments used without naming it: one per design."""
+
+    __tablename__ = "prompt_versions"
+    __table_args__ = (
+        UniqueConstraint("prompt_id", "version"),
+        Index(
+            "uq_prompt_versions_unnamed_design",
+            "design_id",
+            unique=True,
+            sqlite_where=text("prompt_id IS NULL"),
+            postgresql_where=text("prompt_id IS NULL"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    prompt_id: Mapped[int | None] = mapped_column(ForeignKey("prompts.id", ondelete="CASCADE"))
+    version: Mapped[int | None] = mapped_column(Integer)  # 1, 2, 3… within its prompt
+    design_id: Mapped[int] = mapped_column(ForeignKey("prompt_designs.id"), index=True)
+    design: Mapped[dict[str, Any]]  # PromptDesign.to_dict()
+    settings: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # GenerationSettings, if saved
+    message: Mapped[str] = mapped_column(Text, default="")
+    tags: Mapped[list[Any]] = mapped_column(default=list)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_by: Mapped[str | None] = mapped_column(String(OWNER_LENGTH))
+
+
+class PromptLabelRecord(Base):
+    """A movable name (production, best) for one version of a prompt."""
+
+    __tablename__ = "prompt_labels"
+    __table_args__ = (UniqueConstraint("prompt_id", "label"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    prompt_id: Mapped[int] = mapped_column(ForeignKey("prompts.id", ondelete="CASCADE"))
+    label: Mapped[str] = mapped_column(String(LABEL_LENGTH))
+    version_id: Mapped[int] = mapped_column(
+        ForeignKey("prompt_versions.id", ondelete="CASCADE"), index=True
+    )
+    moved_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    moved_by: Mapped[str | None] = mapped_column(String(OWNER_LENGTH))
+
+
 class StudyRecord(Base):
     """The experiments of one sweep, all run on the same examples."""
 
@@ -120,6 +180,10 @@ class ExperimentRecord(Base):
     split: Mapped[str | None] = mapped_column(String(50))
     example_keys: Mapped[list[Any]]  # exactly the examples evaluated, in order
     design_id: Mapped[int | None] = mapped_column(ForeignKey("prompt_designs.id"))
+    # The library version it ran: named if started from one, else its design's unnamed version.
+    prompt_version_id: Mapped[int | None] = mapped_column(
+        ForeignKey("prompt_versions.id", ondelete="SET NULL"), index=True
+    )
     spec: Mapped[dict[str, Any]]  # the whole run spec: enough to run it again
     design: Mapped[dict[str, Any]]
     settings: Mapped[dict[str, Any]]
@@ -200,7 +264,7 @@ class DeletionRecord(Base):
     __tablename__ = "deletions"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    kind: Mapped[str] = mapped_column(String(20))  # experiment or dataset
+    kind: Mapped[str] = mapped_column(String(20))  # experiment, dataset or prompt
     item_id: Mapped[int | None] = mapped_column(Integer)  # its id when it was stored
     name: Mapped[str] = mapped_column(String(300), default="")  # its label or name
     created_by: Mapped[str | None] = mapped_column(String(OWNER_LENGTH))

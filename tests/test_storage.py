@@ -57,7 +57,7 @@ def test_first_use_creates_the_schema_through_migrations(db):
     tables = set(inspect(engine).get_table_names())
     assert {"datasets", "examples", "experiments", "results", "studies", "prompt_designs"} <= tables
     with engine.connect() as conn:
-        assert conn.execute(text("select version_num from alembic_version")).scalar() == "0005"
+        assert conn.execute(text("select version_num from alembic_version")).scalar() == "0006"
 
 
 def test_the_migrated_schema_is_the_one_the_models_describe(db):
@@ -65,7 +65,20 @@ def test_the_migrated_schema_is_the_one_the_models_describe(db):
     options = {"compare_type": True, "compare_server_default": True}
     with engine.connect() as connection:
         context = MigrationContext.configure(connection, opts=options)
-        assert compare_metadata(context, Base.metadata) == []
+        differences = compare_metadata(context, Base.metadata)
+    if engine.dialect.name == "sqlite":
+        differences = [d for d in differences if not _inline_reference(d)]
+    assert differences == []
+
+
+def _inline_reference(difference: tuple) -> bool:
+    """experiments.prompt_version_id's foreign key, added by ALTER TABLE ADD COLUMN (migration
+    0006) and so written inline, whose name and ON DELETE SQLAlchemy cannot read back on SQLite
+    (it parses table-level FOREIGN KEY clauses only); test_prompt_library_migration checks it
+    through PRAGMA foreign_key_list instead."""
+    kind, constraint = difference[0], difference[-1]
+    columns = [c.name for c in getattr(constraint, "columns", ())]
+    return kind in ("add_fk", "remove_fk") and columns == ["prompt_version_id"]
 
 
 def test_each_database_param_opens_that_kind_of_database(db, request):
@@ -100,7 +113,7 @@ def test_processes_starting_at_once_on_a_new_store_take_turns_migrating(db, tmp_
     errors = [process.communicate(timeout=120)[1] for process in processes]
     assert [process.returncode for process in processes] == [0] * n, "\n".join(errors)
     with get_engine(db).connect() as conn:
-        assert conn.execute(text("select version_num from alembic_version")).all() == [("0005",)]
+        assert conn.execute(text("select version_num from alembic_version")).all() == [("0006",)]
 
 
 def test_dataset_round_trip_keeps_order_splits_and_references(db):
@@ -340,7 +353,7 @@ def test_migrating_waits_for_the_postgresql_migration_lock(postgres_server):
         opening.join(timeout=300)
         assert not opening.is_alive()
         with get_engine(url).connect() as conn:
-            assert conn.execute(text("select version_num from alembic_version")).scalar() == "0005"
+            assert conn.execute(text("select version_num from alembic_version")).scalar() == "0006"
 
 
 def test_a_closed_postgresql_port_gets_a_message_naming_the_server_but_not_the_password():
