@@ -11,10 +11,12 @@ from dataclasses import replace
 
 import pytest
 
+from core.datasets.data import Example
 from core.errors import PromptLabError
 from core.generation.settings import GenerationSettings
 from core.models.registry import ModelRequest
-from core.prompting.design import PRESETS, RenderedPrompt
+from core.prompting.design import PRESETS, PromptDesign, RenderedPrompt
+from core.prompting.rendering import render_prompt
 from core.reporting import export
 from core.runs import experiments
 from core.runs.experiments import RunSpec
@@ -182,10 +184,11 @@ def test_the_prompt_is_sent_exactly_as_rendered_with_the_mapped_parameters(monke
 
 
 def test_the_chat_api_sends_the_designed_text_as_a_user_message_after_any_system_prompt():
+    design = PromptDesign(instruction="Summarize:", example_format="{input}", separator=" ")
+    brief = render_prompt(design.with_(system_prompt="Be brief."), Example("e", "hi"))
     with StubServer() as server:
         out = client_for(server, api="chat").complete(prompt(text="Summarize: bye"))
-        ep = endpoint(server.base_url, api="chat")
-        Client(ep, GREEDY, map_settings(GREEDY, ep), system_prompt="Be brief.").complete(prompt())
+        client_for(server, api="chat").complete(brief)
     first, second = (r["body"]["messages"] for r in server.requests)
     assert server.requests[0]["path"] == "/v1/chat/completions"
     assert first == [{"role": "user", "content": "Summarize: bye"}]
@@ -194,6 +197,26 @@ def test_the_chat_api_sends_the_designed_text_as_a_user_message_after_any_system
         {"role": "user", "content": "Summarize: hi"},
     ]
     assert out.text == "a summary"
+
+
+def test_the_chat_api_sends_shots_as_turns_as_the_messages_they_are():
+    design = PromptDesign(
+        instruction="Summarize.",
+        example_format="{input}\nSummary: {output}",
+        shots=1,
+        shot_format="turns",
+        instruction_role="system",
+    )
+    shot = Example("s1", "A: hi. B: bye.", "They greet.")
+    rendered = render_prompt(design, Example("e1", "A: yes? B: no."), [shot])
+    with StubServer() as server:
+        client_for(server, api="chat").complete(rendered)
+    assert server.requests[0]["body"]["messages"] == [
+        {"role": "system", "content": "Summarize."},
+        {"role": "user", "content": "A: hi. B: bye.\nSummary:"},
+        {"role": "assistant", "content": "They greet."},
+        {"role": "user", "content": "A: yes? B: no.\nSummary:"},
+    ]
 
 
 def test_429_and_503_are_retried_honouring_retry_after_then_the_answer_is_kept():

@@ -33,6 +33,11 @@ ORDER_NAMES = {
     "reversed": "reversed",
     "similar_last": "most similar next to the input",
 }
+FORMAT_NAMES = {
+    "inline": "inline: one message",
+    "turns": "turns: each shot a user and an assistant turn",
+}
+ROLE_NAMES = {"user": "in every user turn", "system": "once, as the system turn"}
 GREEDY_NOTE = "Greedy decoding always takes the most likely token, so this has no effect."
 SAMPLING_NOTE = "Beam search is for greedy decoding; sampling uses one beam."
 
@@ -49,6 +54,8 @@ def fill_design(page: str, design: PromptDesign) -> None:
         shot_ids=list(design.shot_ids),
         mmr_lambda=design.mmr_lambda,
         shot_order=design.shot_order,
+        shot_format=design.shot_format,
+        instruction_role=design.instruction_role,
         fit_policy=design.fit_policy,
         use_chat_template=design.use_chat_template,
         system_prompt=design.system_prompt or "",
@@ -127,6 +134,23 @@ def design_inputs(page: str, pool: Sequence[Example]) -> PromptDesign:
         **kept(page, "shot_order"),
         disabled=shots < 2,
     )
+    shot_format = st.selectbox(
+        "Shot format",
+        list(FORMAT_NAMES),
+        format_func=FORMAT_NAMES.get,
+        **kept(page, "shot_format"),
+        help="Chat models often answer a few-shot prompt better when each shot is its own "
+        "exchange: a user turn with the shot's input and an assistant turn with its answer. "
+        "Needs the model's chat template.",
+    )
+    st.selectbox(
+        "Instruction",
+        list(ROLE_NAMES),
+        format_func=ROLE_NAMES.get,
+        **kept(page, "instruction_role"),
+        disabled=shot_format != "turns",
+        help="With turns: repeat the instruction in each user turn, or say it once.",
+    )
     with st.expander("Template, separator and fitting"):
         st.toggle("Use the model's chat template", **kept(page, "use_chat_template"))
         st.text_input("System prompt (empty: the template's own)", **kept(page, "system_prompt"))
@@ -155,6 +179,8 @@ def _design(page: str) -> PromptDesign:
         shot_ids=tuple(value("shot_ids")) if selection == "ids" else (),
         mmr_lambda=float(value("mmr_lambda")),
         shot_order=value("shot_order"),
+        shot_format=value("shot_format"),
+        instruction_role=value("instruction_role"),
         fit_policy=value("fit_policy"),
         use_chat_template=bool(value("use_chat_template")),
         system_prompt=value("system_prompt").strip() or None,

@@ -181,6 +181,15 @@ def _run_command(commands, common) -> None:
     add("--selection-seed", metavar="S", help=f"seed of random selection; {SWEEP_HELP}")
     add("--mmr-lambda", metavar="L", help=f"mmr: 1 most similar, 0 most diverse; {SWEEP_HELP}")
     add("--shot-order", help=f"given, reversed or similar_last; {SWEEP_HELP}")
+    add(
+        "--shot-format",
+        help="inline (one message) or turns (each shot a user and an assistant turn; needs a "
+        f"chat template); {SWEEP_HELP}",
+    )
+    add(
+        "--instruction-role",
+        help=f"with turns: the instruction in each user turn (user) or once (system); {SWEEP_HELP}",
+    )
     add("--split", default="eval", help="split to evaluate, or 'all' (default: eval)")
     add("--limit", default="20", help="examples to evaluate, or 'all' (default: 20)")
     add("--offset", type=int, default=0, help="examples to skip first (default: 0)")

@@ -22,6 +22,7 @@ from core.models import registry as models
 from core.models.loading import ModelRequest
 from core.models.locating import EMBEDDED
 from core.prompting.design import PRESETS, select_shots
+from core.prompting.rendering import check_for_model
 from core.runs import experiments, sweeps
 from core.runs import limits as run_policy
 from core.runs.experiments import RunSpec
@@ -42,6 +43,8 @@ SWEEPABLE = {
     "selection_seed": "selection_seed",
     "mmr_lambda": "mmr_lambda",
     "shot_order": "shot_order",
+    "shot_format": "shot_format",
+    "instruction_role": "instruction_role",
     "shots": "shots",
     "temperature": "temperature",
     "top_k": "top_k",
@@ -180,6 +183,11 @@ def _load_models(specs: Sequence[RunSpec]) -> None:
     local = [spec.model for spec in specs if spec.endpoint is None]
     for request in reversed(list(dict.fromkeys(local))):
         models.get_model(request)
+    for spec in specs:  # a design the model cannot take is refused before anything is stored
+        loaded = (
+            models.prompt_tokenizer(spec.model) if spec.endpoint else models.get_model(spec.model)
+        )
+        check_for_model(loaded, spec.design)
 
 
 def _run_single(spec: RunSpec, watch: Watch) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -17,10 +17,14 @@ Selection = Literal["first", "random", "ids", "similar", "mmr"]
 ShotOrder = Literal["given", "reversed", "similar_last"]
 FitPolicy = Literal["drop_shots", "truncate_input", "refuse"]
 PartKind = Literal["instruction", "shot", "input", "template"]
+ShotFormat = Literal["inline", "turns"]
+InstructionRole = Literal["user", "system"]
 # Texts to unit vectors, one row each (core.prompting.embeddings.Embedder.embed_cached).
 Embed = Callable[[Sequence[str]], np.ndarray]
 SELECTIONS = ("first", "random", "ids", "similar", "mmr")
 SHOT_ORDERS = ("given", "reversed", "similar_last")
+SHOT_FORMATS = ("inline", "turns")
+INSTRUCTION_ROLES = ("user", "system")
 
 INPUT, OUTPUT = "{input}", "{output}"
 
@@ -45,6 +49,13 @@ class PromptDesign:
     fit_policy: FitPolicy = "drop_shots"
     use_chat_template: bool = True  # chat models answer far better through their template
     system_prompt: str | None = None  # None keeps the template's own default, if it has one
+    # "inline": the instruction, shots and input in one user message (or one text);
+    # "turns": each shot a user turn (its input) and an assistant turn (its output), then the
+    # input as the last user turn; needs a chat template.
+    shot_format: ShotFormat = "inline"
+    # With turns: the instruction heads every user turn ("user") or is said once, as the
+    # system turn ("system", after the system prompt if there is one).
+    instruction_role: InstructionRole = "user"
 
     def __post_init__(self) -> None:
         fmt = self.example_format
@@ -76,6 +87,12 @@ class PromptDesign:
             raise PromptLabError(
                 f"selection 'ids' names {len(self.shot_ids)} example(s) but shots is {self.shots}."
             )
+        if self.shot_format not in SHOT_FORMATS:
+            raise PromptLabError(f"shot_format must be inline or turns; got {self.shot_format!r}.")
+        if self.instruction_role not in INSTRUCTION_ROLES:
+            raise PromptLabError(
+                f"instruction_role must be user or system; got {self.instruction_role!r}."
+            )
         if self.fit_policy not in ("drop_shots", "truncate_input", "refuse"):
             raise PromptLabError(
                 f"fit_policy must be drop_shots, truncate_input or refuse; got {self.fit_policy!r}."
@@ -83,6 +100,36 @@ class PromptDesign:
 
     def with_(self, **changes: Any) -> PromptDesign:
         return replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The stored form: every field, JSON-ready."""
+        values = asdict(self)
+        values["shot_ids"] = list(self.shot_ids)
+        return values
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> PromptDesign:
+        """A design from its stored form; fields stored before they existed take their defaults.
+        Unknown fields are refused by name, so a misspelt one in a file is not silently lost."""
+        if not isinstance(values, dict):
+            raise PromptLabError("A prompt design must be a mapping of its fields.")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise PromptLabError(
+                f"Unknown design field(s): {', '.join(map(str, unknown))}; "
+                f"known: {', '.join(sorted(known))}."
+            )
+        values = dict(values)
+        if "shot_ids" in values:
+            ids = values["shot_ids"]
+            if not isinstance(ids, list | tuple):
+                raise PromptLabError("shot_ids must be a list of example ids.")
+            values["shot_ids"] = tuple(str(i) for i in ids)
+        try:
+            return cls(**values)
+        except TypeError as exc:  # a wrong type where a comparison or len() needs another
+            raise PromptLabError(f"A design field has the wrong type: {exc}.") from exc
 
     @property
     def needs_embeddings(self) -> bool:
@@ -114,6 +161,23 @@ class PromptPart:
     tokens: int | None = None
 
 
+Role = Literal["system", "user", "assistant"]
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One chat message: its parts, after `prefix`, text of the message that is no part of the
+    design (a system prompt said before the instruction)."""
+
+    role: Role
+    parts: tuple[PromptPart, ...]
+    prefix: str = ""
+
+    @property
+    def content(self) -> str:
+        return self.prefix + "".join(p.text for p in self.parts)
+
+
 @dataclass(frozen=True)
 class RenderedPrompt:
     """The prompt as designed (`text`) and exactly as sent (`sent_text`), with its accounting."""
@@ -130,6 +194,18 @@ class RenderedPrompt:
     dropped_shot_ids: tuple[str, ...] = ()
     truncated_input_tokens: int = 0
     notes: tuple[str, ...] = field(default=())
+    # The chat messages the prompt is made of (see build_turns); empty: one user message, `text`.
+    turns: tuple[Turn, ...] = ()
+    # Where each part (all but template parts, in order) lies in sent_text; None where the
+    # template changed its text so that it cannot be found, and its tokens count as template.
+    spans: tuple[tuple[int, int] | None, ...] = ()
+
+    @property
+    def messages(self) -> list[dict[str, str]]:
+        """The messages for a chat template or a chat API, system turn included."""
+        if not self.turns:
+            return [{"role": "user", "content": self.text}]
+        return [{"role": t.role, "content": t.content} for t in self.turns]
 
     def tokens_by_kind(self) -> dict[str, int]:
         totals: dict[str, int] = {}
@@ -229,10 +305,51 @@ def _embed_fn(embed: Embed | None) -> Embed:
     return get_embedder().embed_cached
 
 
+def build_turns(design: PromptDesign, shots: Sequence[Example], input_text: str) -> list[Turn]:
+    """The prompt as chat messages. Inline: the system prompt, if any, then one user message of
+    every part. Turns: the system turn (the system prompt, then the instruction when it is said
+    once), then per shot a user turn (the instruction unless said once, then the shot's input in
+    the format, up to where its answer starts) and an assistant turn (the answer), then the input
+    as the last user turn. A turn's text is stripped of the whitespace that closes it."""
+    system = design.system_prompt or ""
+    if design.shot_format == "inline":
+        head = [Turn("system", (), system)] if system else []
+        return [*head, Turn("user", tuple(build_parts(design, shots, input_text)))]
+    turns: list[Turn] = []
+    once = design.instruction_role == "system" and bool(design.instruction)
+    if once:
+        prefix = system + "\n\n" if system else ""
+        turns.append(Turn("system", (PromptPart("instruction", design.instruction),), prefix))
+    elif system:
+        turns.append(Turn("system", (), system))
+
+    def asking(kind: PartKind, text: str, example_id: str | None = None) -> Turn:
+        instruction = []
+        if design.instruction and not once:
+            instruction = [PromptPart("instruction", design.instruction + design.separator)]
+        return Turn("user", (*instruction, PromptPart(kind, text.rstrip(), example_id)))
+
+    for shot in shots:
+        asked = render_example(design.example_format, shot.input)
+        whole = render_example(design.example_format, shot.input, shot.reference or "")
+        turns.append(asking("shot", asked, shot.id))
+        answer = whole[len(asked) :].strip()
+        turns.append(Turn("assistant", (PromptPart("shot", answer, shot.id),)))
+    turns.append(asking("input", render_example(design.example_format, input_text)))
+    return turns
+
+
+def transcript(turns: Sequence[Turn]) -> str:
+    """Turns as one readable text, each headed by its role (what a prompt in turns "is" before
+    a chat template renders it)."""
+    return "\n\n".join(f"[{t.role}]\n{t.content}" for t in turns)
+
+
 def build_parts(
     design: PromptDesign, shots: Sequence[Example], input_text: str
 ) -> list[PromptPart]:
-    """The prompt's parts as text; joined, they are the prompt (separators end the part before)."""
+    """The inline prompt's parts as text; joined, they are the prompt (separators end the part
+    before)."""
     parts: list[PromptPart] = []
     if design.instruction:
         parts.append(PromptPart("instruction", design.instruction + design.separator))

@@ -27,17 +27,19 @@ class Segment:
 
 
 def segments(prompt: RenderedPrompt) -> list[Segment]:
-    """The exact text sent, in order, each piece tagged with the part it belongs to."""
+    """The exact text sent, in order, each piece tagged with the part it belongs to; text that
+    belongs to no part (or to a part the template rewrote) is template."""
     parts = [p for p in prompt.parts if p.kind != "template"]
-    designed = "".join(p.text for p in parts)
-    start = prompt.sent_text.find(designed)
-    if start < 0:  # a template that rewrites the text: show it whole, as template
-        return [Segment("template", prompt.sent_text, "chat template")]
-    found = [Segment("template", prompt.sent_text[:start], "chat template")]
-    for part in parts:
+    found, at = [], 0
+    for part, span in zip(parts, prompt.spans, strict=True):
+        if span is None:
+            continue
+        lo, hi = span
+        found.append(Segment("template", prompt.sent_text[at:lo], "chat template"))
         label = f"shot {part.example_id}" if part.kind == "shot" else part.kind
         found.append(Segment(part.kind, part.text, label, part.tokens))
-    found.append(Segment("template", prompt.sent_text[start + len(designed) :], "chat template"))
+        at = hi
+    found.append(Segment("template", prompt.sent_text[at:], "chat template"))
     return [s for s in found if s.text]
 
 

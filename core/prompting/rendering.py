@@ -14,8 +14,10 @@ from core.prompting.design import (
     PromptDesign,
     PromptPart,
     RenderedPrompt,
-    build_parts,
+    Turn,
+    build_turns,
     select_shots,
+    transcript,
 )
 
 
@@ -32,6 +34,7 @@ def render_prompt(
 ) -> RenderedPrompt:
     """Render `target` with shots from `pool`, fitted to the model when a tokenizer is given;
     `embed` serves designs that pick or order shots by similarity (see select_shots)."""
+    check_shot_format(design, tokenizer, encoder_decoder=encoder_decoder)
     shots = select_shots(design, pool, target, embed=embed)
     notes = []
     if design.shots and len(shots) < design.shots:
@@ -51,6 +54,29 @@ def render_prompt(
     return _with(
         fitted, budget=budget, context_window=context_window, notes=(*notes, *fitted.notes)
     )
+
+
+def check_shot_format(design: PromptDesign, tokenizer: Any, *, encoder_decoder: bool) -> None:
+    """Refuse shots as chat turns where they cannot apply: an encoder-decoder model, or a
+    tokenizer with no chat template (or with it switched off). No tokenizer: a preview."""
+    if design.shot_format != "turns":
+        return
+    if encoder_decoder:
+        raise PromptLabError(
+            "Shots as chat turns are for chat models; an encoder-decoder model reads one text. "
+            "Use shot format inline."
+        )
+    if tokenizer is not None and not (design.use_chat_template and _has_template(tokenizer)):
+        raise PromptLabError(
+            "Shots as chat turns need the model's chat template: "
+            + ("this model has none." if design.use_chat_template else "it is switched off.")
+            + " Use shot format inline."
+        )
+
+
+def check_for_model(loaded: Any, design: PromptDesign) -> None:
+    """check_shot_format for a loaded model (or a served model's tokenizer)."""
+    check_shot_format(design, loaded.tokenizer, encoder_decoder=loaded.kind == "seq2seq")
 
 
 def render_for_model(
@@ -131,10 +157,12 @@ def _with(rendered: RenderedPrompt, **changes: Any) -> RenderedPrompt:
 
 
 def _render(design, target, shots, input_text, tokenizer) -> RenderedPrompt:
-    parts = build_parts(design, shots, input_text)
-    text = "".join(p.text for p in parts)
+    turns = build_turns(design, shots, input_text)
+    parts = [part for turn in turns for part in turn.parts]
+    as_turns = design.shot_format == "turns"
+    text = transcript(turns) if as_turns else "".join(p.text for p in parts)
     templated = tokenizer is not None and design.use_chat_template and _has_template(tokenizer)
-    sent = apply_chat_template(tokenizer, text, design.system_prompt) if templated else text
+    sent = _apply_template(tokenizer, turns) if templated else text
     base = RenderedPrompt(
         example_id=target.id,
         text=text,
@@ -142,10 +170,14 @@ def _render(design, target, shots, input_text, tokenizer) -> RenderedPrompt:
         parts=tuple(parts),
         shot_ids=tuple(s.id for s in shots),
         add_special_tokens=not templated,
+        turns=tuple(turns),
+        spans=locate_parts(sent, turns),
     )
     if tokenizer is None:
         return base
-    counted, total = count_part_tokens(tokenizer, parts, sent, add_special_tokens=not templated)
+    counted, total = count_part_tokens(
+        tokenizer, base.parts, sent, add_special_tokens=not templated, spans=base.spans
+    )
     return _with(base, parts=counted, prompt_tokens=total)
 
 
@@ -158,40 +190,76 @@ def apply_chat_template(tokenizer: Any, text: str, system_prompt: str | None = N
     messages = [{"role": "user", "content": text}]
     if system_prompt:
         messages.insert(0, {"role": "system", "content": system_prompt})
+    return _template(tokenizer, messages)
+
+
+def _apply_template(tokenizer: Any, turns: Sequence[Turn]) -> str:
+    return _template(tokenizer, [{"role": t.role, "content": t.content} for t in turns])
+
+
+def _template(tokenizer: Any, messages: list[dict[str, str]]) -> str:
     try:
         return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     except Exception as exc:  # templates are Jinja code from the model's repository
         raise PromptLabError(f"The model's chat template failed on this prompt: {exc}") from exc
 
 
+def locate_parts(sent: str, turns: Sequence[Turn]) -> tuple[tuple[int, int] | None, ...]:
+    """Where each part of `turns` lies in `sent`: each turn's parts are looked for together,
+    after the turn before; parts that cannot be found (a template that rewrites its messages'
+    text) get None."""
+    spans: list[tuple[int, int] | None] = []
+    cursor = 0
+    for turn in turns:
+        joined = "".join(p.text for p in turn.parts)
+        at = sent.find(joined, cursor) if joined else cursor
+        for part in turn.parts:
+            if at < 0:
+                spans.append(None)
+                continue
+            spans.append((at, at + len(part.text)))
+            at += len(part.text)
+        if at >= 0:
+            cursor = at
+    return tuple(spans)
+
+
 def count_part_tokens(
-    tokenizer: Any, parts: Sequence[PromptPart], sent: str, *, add_special_tokens: bool
+    tokenizer: Any,
+    parts: Sequence[PromptPart],
+    sent: str,
+    *,
+    add_special_tokens: bool,
+    spans: Sequence[tuple[int, int] | None],
 ) -> tuple[tuple[PromptPart, ...], int]:
     """Tokens of `sent` per part, by where each token starts; the rest counts as template."""
     encoding = tokenizer(sent, add_special_tokens=add_special_tokens, return_offsets_mapping=True)
     total = len(encoding["input_ids"])
-    text = "".join(p.text for p in parts)
-    start = sent.find(text)
-    spans, at = [], max(start, 0)
-    for part in parts:
-        spans.append((at, at + len(part.text)))
-        at += len(part.text)
     counts = [0] * len(parts)
     for begin, end in encoding["offset_mapping"]:
-        if start < 0 or begin == end:  # special tokens added by the tokenizer have empty spans
+        if begin == end:  # special tokens added by the tokenizer have empty spans
             continue
-        for i, (lo, hi) in enumerate(spans):
-            if lo <= begin < hi:
+        for i, span in enumerate(spans):
+            if span is not None and span[0] <= begin < span[1]:
                 counts[i] += 1
                 break
     counted = [replace(p, tokens=n) for p, n in zip(parts, counts, strict=True)]
     template = total - sum(counts)
     if template:
-        counted.append(PromptPart("template", _template_text(sent, text, start), None, template))
+        counted.append(PromptPart("template", template_text(sent, spans), None, template))
     return tuple(counted), total
 
 
-def _template_text(sent: str, text: str, start: int) -> str:
-    if start < 0:
-        return sent
-    return sent[:start] + "…" + sent[start + len(text) :]
+def template_text(sent: str, spans: Sequence[tuple[int, int] | None]) -> str:
+    """`sent` with the parts' text cut out, each stretch of it shown as "…"."""
+    pieces, at = [], 0
+    for span in spans:
+        if span is None:
+            continue
+        lo, hi = span
+        if lo > at or not pieces:
+            pieces.append(sent[at:lo])
+            pieces.append("…")
+        at = max(at, hi)
+    pieces.append(sent[at:])
+    return "".join(pieces) if pieces else sent

@@ -84,17 +84,15 @@ def _texts(sent: str, offsets: Sequence[tuple[int, int]]) -> list[str]:
 def _owners(prompt: RenderedPrompt, offsets: Sequence[tuple[int, int]]) -> list[tuple[str, str]]:
     """(kind, label) per token, by the rule of core.prompting.rendering.count_part_tokens."""
     parts = [p for p in prompt.parts if p.kind != "template"]
-    designed = "".join(p.text for p in parts)
-    start = prompt.sent_text.find(designed)
-    spans, at = [], max(start, 0)
-    for part in parts:
-        label = f"shot {part.example_id}" if part.kind == "shot" else part.kind
-        spans.append((at, at + len(part.text), part.kind, label))
-        at += len(part.text)
+    spans = []
+    for part, span in zip(parts, prompt.spans, strict=True):
+        if span is not None:
+            label = f"shot {part.example_id}" if part.kind == "shot" else part.kind
+            spans.append((*span, part.kind, label))
     owners = []
     for begin, end in offsets:
         owner = ("template", TEMPLATE_LABEL)
-        if start >= 0 and begin != end:
+        if begin != end:
             owner = next(
                 ((kind, label) for lo, hi, kind, label in spans if lo <= begin < hi), owner
             )

@@ -25,7 +25,14 @@ from storage.schema import ExperimentRecord, ResultRecord
 
 KEY_LISTS = ("shots", "dropped_shots")  # stored as JSON lists, shown as "d001;d002"
 ARROW_TYPES = {str: pa.large_string(), int: pa.int64(), float: pa.float64()}
-DESIGN_FIELDS = ("shots", "selection", "selection_seed", "instruction", "use_chat_template")
+DESIGN_FIELDS = (
+    "shots",
+    "shot_format",
+    "selection",
+    "selection_seed",
+    "instruction",
+    "use_chat_template",
+)
 SETTINGS_FIELDS = (
     "do_sample",
     "temperature",

@@ -46,7 +46,7 @@ def served_answer(
     `prompter` (the tokenizer that rendered the prompt) counts the answer's tokens when the
     server does not."""
     mapping = check_run(settings, endpoint, use_chat_template=design.use_chat_template)
-    client = Client(endpoint, settings, mapping, system_prompt=design.system_prompt)
+    client = Client(endpoint, settings, mapping)
     return ServedStream(
         client,
         prompt,

@@ -16,7 +16,7 @@ from core.models import registry as models
 from core.models.loading import LoadedModel
 from core.prompting import embeddings
 from core.prompting.design import Embed, PromptDesign, RenderedPrompt
-from core.prompting.rendering import render_for_model
+from core.prompting.rendering import check_for_model, render_for_model
 from storage import queries
 from storage.db import session_scope
 from storage.schema import utcnow
@@ -38,6 +38,7 @@ def render_todo(
 ) -> tuple[list[RenderedPrompt], Where, int]:
     """Prompts for the examples still to do, and where each sits in the experiment with its
     reference; an example that cannot be rendered is stored as failed."""
+    check_for_model(loaded, spec.design)  # refused for the whole run, not example by example
     prompts, failed, where = [], [], {}
     embed = _embedder_for(spec.design, pool, [example for _, example in todo])
     for position, example in todo:

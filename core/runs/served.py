@@ -47,7 +47,7 @@ def execute(
     )
     if on_progress:
         on_progress(done, total)
-    client = Client(endpoint, spec.settings, mapping, system_prompt=spec.design.system_prompt)
+    client = Client(endpoint, spec.settings, mapping)
     stopped = False
 
     def stop_now() -> bool:

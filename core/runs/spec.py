@@ -45,7 +45,7 @@ class RunSpec:
     def to_dict(self) -> dict[str, Any]:
         values = asdict(self)
         values["settings"] = self.settings.to_dict()
-        values["design"]["shot_ids"] = list(self.design.shot_ids)
+        values["design"] = self.design.to_dict()
         values["rouge"]["rouge_types"] = list(self.rouge.rouge_types)
         values["endpoint"] = self.endpoint.to_dict() if self.endpoint else None
         return values
@@ -53,12 +53,11 @@ class RunSpec:
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> RunSpec:
         values = dict(values)
-        design = dict(values.pop("design"))
-        design["shot_ids"] = tuple(design.get("shot_ids", ()))
+        design = values.pop("design")
         endpoint = values.pop("endpoint", None)
         return cls(
             endpoint=Endpoint.from_dict(endpoint) if endpoint else None,
-            design=PromptDesign(**design),
+            design=PromptDesign.from_dict(design),
             settings=GenerationSettings.from_dict(values.pop("settings")),
             model=ModelRequest(**values.pop("model")),
             rouge=RougeOptions(**values.pop("rouge")),

@@ -22,6 +22,8 @@ DIMENSIONS: dict[str, tuple[str, str]] = {
     "selection_seed": ("design", "selection_seed"),
     "mmr_lambda": ("design", "mmr_lambda"),
     "shot_order": ("design", "shot_order"),  # given, reversed or similar_last
+    "shot_format": ("design", "shot_format"),  # inline or turns
+    "instruction_role": ("design", "instruction_role"),  # user or system (with turns)
     "instruction": ("design", "instruction"),
     "example_format": ("design", "example_format"),
     "use_chat_template": ("design", "use_chat_template"),

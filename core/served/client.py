@@ -58,10 +58,8 @@ class Client:
         *,
         transport: httpx.BaseTransport | None = None,
         wait: Callable[[float], bool] | None = None,
-        system_prompt: str | None = None,
     ) -> None:
         self.endpoint = endpoint
-        self.system_prompt = system_prompt  # chat API: sent as a system message, as rendered
         self.settings = settings
         self.mapping = mapping
         self.stopped = threading.Event()  # set when a run stops: no more retries
@@ -79,12 +77,8 @@ class Client:
 
     def body(self, prompt: RenderedPrompt) -> dict[str, Any]:
         body: dict[str, Any] = {"model": self.endpoint.model, **self.mapping.params}
-        if self.endpoint.api == "chat":
-            system = [{"role": "system", "content": self.system_prompt}]
-            body["messages"] = [
-                *(system if self.system_prompt else []),
-                {"role": "user", "content": prompt.text},
-            ]
+        if self.endpoint.api == "chat":  # the messages the chat template was given
+            body["messages"] = prompt.messages
         else:
             body["prompt"] = prompt.sent_text
         return body
