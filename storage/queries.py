@@ -1,15 +1,13 @@
 """Reading and writing the store: small keyword-only functions, one unit of work each caller's.
-Datasets are in dataset_queries, experiments and results in experiment_queries; they are
-re-exported here, so callers say queries.<name>. Prompt designs, studies and deletions are here."""
+Datasets are in dataset_queries, experiments and results in experiment_queries, designs and the
+versions experiments ran in design_queries (the prompt library itself: prompt_queries); they are
+re-exported here, so callers say queries.<name>. Studies and deletions are here."""
 
 from __future__ import annotations
 
-import hashlib
-import json
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from storage.dataset_queries import (  # noqa: F401
@@ -20,6 +18,12 @@ from storage.dataset_queries import (  # noqa: F401
     list_datasets,
     load_dataset,
     save_dataset,
+)
+from storage.design_queries import (  # noqa: F401
+    design_id,
+    version_for_design,
+    version_label,
+    version_labels,
 )
 from storage.experiment_queries import (  # noqa: F401
     ROUGE_COLUMNS,
@@ -37,29 +41,7 @@ from storage.experiment_queries import (  # noqa: F401
     update_experiment,
 )
 from storage.refusals import refuse_too_long
-from storage.schema import DeletionRecord, PromptDesignRecord, StudyRecord
-
-
-def design_id(*, session: Session, design: dict[str, Any], created_by: str | None = None) -> int:
-    """The id of this design, stored once however many experiments use it (its creator is
-    whoever stored it first)."""
-    fingerprint = hashlib.sha256(json.dumps(design, sort_keys=True).encode()).hexdigest()
-    record = session.scalar(
-        select(PromptDesignRecord).where(PromptDesignRecord.fingerprint == fingerprint)
-    )
-    if record is not None:
-        return record.id
-    try:
-        with session.begin_nested():  # another process may store the same design meanwhile
-            record = PromptDesignRecord(
-                fingerprint=fingerprint, design=design, created_by=created_by
-            )
-            session.add(record)
-        return record.id
-    except IntegrityError:
-        return session.scalar(
-            select(PromptDesignRecord.id).where(PromptDesignRecord.fingerprint == fingerprint)
-        )
+from storage.schema import DeletionRecord, StudyRecord
 
 
 def create_study(

@@ -24,9 +24,10 @@ CORE_MAY_USE = {
     "core.served": {"core.generation", "core.prompting"},
     "core.reporting": set(),
     "core.evaluation": {"core.reporting"},
+    "core.library": {"core.datasets", "core.prompting", "core.generation", "core.evaluation"},
     "core.runs": {
         *("core.datasets", "core.prompting", "core.models", "core.generation", "core.served"),
-        *("core.evaluation", "core.reporting"),
+        *("core.evaluation", "core.reporting", "core.library"),
     },
 }
 NO_STORAGE = {"core.datasets", "core.prompting", "core.models", "core.generation", "core.served"}

@@ -11,6 +11,7 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
+from core.cli.prompt_options import add_prompt_commands
 from core.errors import PromptLabError
 
 PROG = "python -m core"
@@ -97,6 +98,7 @@ def build_parser() -> Parser:
     _experiment_commands(commands, common)
     _compare_command(commands, common)
     _export_command(commands, common)
+    add_prompt_commands(commands, common, _command)
     score = _command(commands, common, "score", "score_text", "ROUGE of predictions vs references")
     score.set_defaults(needs_db=False)
     score.add_argument("--predictions", required=True, metavar="FILE", help="one text per line")
