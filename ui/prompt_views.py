@@ -1,0 +1,312 @@
+"""The Prompts page's sections (the library's prompts, one prompt's versions, its labels and tags,
+the designs experiments ran unnamed) and the forms other pages embed: save the design being
+composed as a version, and start from a stored version."""
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+
+import pandas as pd
+import streamlit as st
+
+from core.errors import PromptLabError
+from core.generation.settings import GenerationSettings
+from core.library import versions as library
+from core.library.versions import PromptSummary, PromptVersion
+from core.prompting.design import PromptDesign
+from storage import queries
+from storage.db import session_scope
+from ui import identity, widgets
+from ui.feedback import plain, shown_errors
+from ui.state import kept, key
+
+PAGE = "prompts"
+NEW = "(a new prompt)"
+NOTICE = "prompts.notice"  # a success message that must outlive the rerun after an action
+SELECT = "prompts.select"  # a prompt to show next (just saved or imported)
+STARTED = "prompts.started."  # + page: the version a form was filled from
+START_ERROR = "prompts.start_error."  # + page: why the last "Use this version" did nothing
+
+
+def show_notice() -> None:
+    """The success message an action left for the rerun it caused, shown once."""
+    if notice := st.session_state.pop(NOTICE, None):
+        st.success(plain(notice))
+
+
+def done(notice: str, name: str) -> None:
+    """After a change: say what was done, show `name`, and draw the page again."""
+    st.session_state[NOTICE] = notice
+    st.session_state[SELECT] = name
+    st.rerun()
+
+
+def prompt_list() -> list[PromptSummary]:
+    """The table of named prompts, with their latest version's message, author and time."""
+    st.subheader("Prompts")
+    summaries = library.list_prompts()
+    if not summaries:
+        st.info(
+            "No prompts yet. Save a design from the Playground (Save as a version), import a "
+            "prompt file below, or name a design that experiments ran."
+        )
+        return []
+    rows = []
+    for summary in summaries:
+        latest = library.get_version(summary.name)
+        rows.append(
+            {
+                "name": summary.name,
+                "versions": summary.versions,
+                "labels": labels_text(summary.labels),
+                "latest message": latest.message,
+                "by": latest.created_by or "",
+                "saved": when(latest.created_at),
+            }
+        )
+    st.dataframe(pd.DataFrame(rows), hide_index=True)
+    return summaries
+
+
+def chosen_prompt(summaries: list[PromptSummary]) -> str | None:
+    names = [s.name for s in summaries]
+    state = key(PAGE, "chosen")
+    if (pending := st.session_state.pop(SELECT, None)) in names:
+        st.session_state[state] = pending
+    elif st.session_state.get(state) not in names:  # deleted, here or in another session
+        st.session_state.pop(state, None)
+    return st.selectbox("Prompt", names, **kept(PAGE, "chosen")) if names else None
+
+
+def version_list(name: str) -> list[PromptVersion]:
+    """The versions of `name`, newest first."""
+    st.subheader(f"Versions of {name}")
+    versions = library.history(name)[::-1]
+    frame = pd.DataFrame(
+        {
+            "version": [v.number for v in versions],
+            "message": [v.message for v in versions],
+            "by": [v.created_by or "" for v in versions],
+            "saved": [when(v.created_at) for v in versions],
+            "labels": [", ".join(v.labels) for v in versions],
+            "tags": [", ".join(v.tags) for v in versions],
+        }
+    )
+    st.dataframe(frame, hide_index=True)
+    return versions
+
+
+def chosen_version(name: str, versions: list[PromptVersion]) -> PromptVersion:
+    """The version the actions below act on (the latest unless another is picked)."""
+    st.subheader("Labels, tags and files")
+    state = key(PAGE, f"version.{name}")
+    if st.session_state.get(state) not in [v.number for v in versions]:
+        st.session_state.pop(state, None)
+    number = st.selectbox(
+        "Version",
+        [v.number for v in versions],
+        format_func=lambda n: with_labels(next(v for v in versions if v.number == n)),
+        **kept(PAGE, f"version.{name}"),
+    )
+    return next(v for v in versions if v.number == number)
+
+
+def label_and_tag(version: PromptVersion) -> None:
+    """Move a label to `version` or remove it; add a tag to it or take one off. Only the
+    prompt's creator (or an admin) may: a refusal is the library's sentence."""
+    labels, tags = st.columns(2)
+    with labels:
+        label = st.text_input("Label", placeholder="production", key="prompts.label").strip()
+        move, remove = st.columns(2)
+        if move.button(f"Move label to {version.ref}", key="prompts.move-label"):
+            with shown_errors():
+                moved, before = library.move_label(version.ref, label, actor=identity.actor())
+                was = f" (it was on {version.name}@{before})" if before else ""
+                done(f"{label} now points at {moved.ref}{was}.", version.name)
+        if remove.button("Remove label", key="prompts.remove-label"):
+            with shown_errors():
+                library.remove_label(version.name, label, actor=identity.actor())
+                done(f"Removed the label {label} from {version.name}.", version.name)
+    with tags:
+        tag = st.text_input("Tag", placeholder="reviewed", key="prompts.tag")
+        add, take = st.columns(2)
+        for column, removing, text in ((add, False, "Add tag"), (take, True, "Remove tag")):
+            if column.button(text, key=f"prompts.{text.lower().replace(' ', '-')}"):
+                with shown_errors():
+                    tagged = library.tag(version.ref, tag, remove=removing, actor=identity.actor())
+                    did = f"Took the tag {tag.strip()} off" if removing else "Tagged"
+                    done(
+                        f"{did} {tagged.ref}" + ("." if removing else f" {tag.strip()}."),
+                        tagged.name,
+                    )
+
+
+def unnamed_versions(names: list[str]) -> None:
+    """Designs experiments ran without starting from a named version, each of which can be
+    saved as a version of a prompt."""
+    st.subheader("Unnamed versions")
+    st.caption(
+        "Designs that experiments ran without starting from a named prompt. Save one as a "
+        "version of a prompt to give it a name (the design only: experiments of one design "
+        "may have run with different settings)."
+    )
+    found = unnamed_designs()
+    if not found:
+        st.caption("None: every experiment so far ran a named version, or there are none.")
+        return
+    frame = pd.DataFrame(
+        {
+            "design": [f"#{i}" for i in range(1, len(found) + 1)],
+            "instruction": [
+                u.design.instruction.splitlines()[0][:100] if u.design.instruction else ""
+                for u in found
+            ],
+            "shots": [u.design.shots for u in found],
+            "experiments": [", ".join(str(i) for i in u.experiment_ids) for u in found],
+            "last run": [when(u.last_used) for u in found],
+        }
+    )
+    st.dataframe(frame, hide_index=True)
+    picked = st.selectbox(
+        "Design to name",
+        range(len(found)),
+        format_func=lambda i: f"#{i + 1}",
+        key="prompts.unnamed",
+    )
+    name = prompt_name_input(f"{PAGE}.unnamed", names)
+    message = st.text_input("Message", key="prompts.unnamed.message")
+    if st.button("Save as a version", key="prompts.unnamed.save"):
+        saved = library.save_version(
+            name, found[picked].design, None, message, actor=identity.actor()
+        )
+        done(f"Saved {saved.ref}.", saved.name)
+
+
+@dataclass(frozen=True)
+class UnnamedDesign:
+    design: PromptDesign
+    experiment_ids: tuple[int, ...]  # newest first
+    last_used: datetime
+
+
+def unnamed_designs() -> list[UnnamedDesign]:
+    """Each distinct design of the experiments that ran no named version, most recent first.
+    (Until core.library lists unnamed versions itself; read through storage's queries only.)"""
+    groups: dict[str, tuple[dict, list[int], datetime]] = {}
+    with session_scope() as session:
+        records = queries.list_experiments(session=session)  # newest first
+        named = queries.version_labels(session=session, experiment_ids=[r.id for r in records])
+        for record in records:
+            if named.get(record.id):
+                continue
+            content = json.dumps(record.design, sort_keys=True)
+            groups.setdefault(content, (dict(record.design), [], record.created_at))
+            groups[content][1].append(record.id)
+    return [
+        UnnamedDesign(PromptDesign.from_dict(design), tuple(ids), used)
+        for design, ids, used in groups.values()
+    ]
+
+
+def save_version_form(
+    page: str, design: PromptDesign, settings: GenerationSettings | None
+) -> PromptVersion | None:
+    """ "Save as a version": the design (and, if ticked, the settings) as the next version of a
+    prompt picked or typed; shows the saved ref or the refusal. Returns the saved version."""
+    with st.expander("Save as a version of a prompt"):
+        names = [s.name for s in library.list_prompts()]
+        name = prompt_name_input(f"{page}.save", names)
+        message = st.text_input(
+            "Message", placeholder="what changed, and why", key=f"prompts.{page}.save.message"
+        )
+        with_settings = st.checkbox(
+            "Include the generation settings", value=True, key=f"prompts.{page}.save.settings"
+        )
+        if not st.button("Save version", key=f"prompts.{page}.save.button"):
+            return None
+        with shown_errors():
+            saved = library.save_version(
+                name, design, settings if with_settings else None, message, actor=identity.actor()
+            )
+            st.session_state[f"{page}.save.saved"] = saved.name
+            st.success(plain(f"Saved {saved.ref}"))
+            return saved
+    return None
+
+
+def start_from_version(page: str) -> PromptVersion | None:
+    """Pick a stored version and fill `page`'s design and settings widgets with it (call before
+    they are drawn); returns the version last used so, if any."""
+    remembered = st.session_state.get(STARTED + page)
+    choices = version_choices()
+    if not choices:
+        st.caption(
+            "No saved prompt versions yet: save one from the Playground or the Prompts page."
+        )
+        return remembered
+    state = key(page, "start_from")
+    if st.session_state.get(state) not in choices:
+        st.session_state.pop(state, None)
+    pick, use = st.columns([3, 1], vertical_alignment="bottom")
+    pick.selectbox(
+        "Start from a prompt version",
+        list(choices),
+        format_func=choices.get,
+        **kept(page, "start_from"),
+    )
+    use.button("Use this version", key=f"prompts.{page}.start", on_click=_use_version, args=(page,))
+    if error := st.session_state.pop(START_ERROR + page, None):
+        st.error(plain(error))
+    remembered = st.session_state.get(STARTED + page)
+    if remembered is not None:
+        st.caption(plain(f"Filled in from {remembered.ref}."))
+    return remembered
+
+
+def _use_version(page: str) -> None:
+    # A callback: it runs before the widgets it fills are drawn again.
+    try:
+        version = library.get_version(st.session_state[key(page, "start_from")])
+    except PromptLabError as exc:
+        st.session_state[START_ERROR + page] = str(exc)
+        return
+    widgets.fill_design(page, version.design)
+    if version.settings is not None:
+        widgets.fill_settings(page, version.settings)
+    st.session_state[STARTED + page] = version
+
+
+def version_choices() -> dict[str, str]:
+    """ref -> how it is listed, e.g. summarise@3 (best, production); newest first per prompt."""
+    choices = {}
+    for summary in library.list_prompts():
+        for number in range(summary.latest, 0, -1):
+            labels = [label for label, n in summary.labels.items() if n == number]
+            ref = f"{summary.name}@{number}"
+            choices[ref] = f"{ref} ({', '.join(labels)})" if labels else ref
+    return choices
+
+
+def prompt_name_input(prefix: str, names: list[str]) -> str:
+    """A prompt picked from `names`, or a new one's name typed in."""
+    state = f"{prefix}.pick"
+    if (pending := st.session_state.pop(f"{prefix}.saved", None)) in names:
+        st.session_state[state] = pending  # the prompt just saved to, picked for the next save
+    elif st.session_state.get(state) not in [NEW, *names]:
+        st.session_state.pop(state, None)
+    picked = st.selectbox("Prompt name", [NEW, *names], key=state)
+    if picked != NEW:
+        return picked
+    return st.text_input("New prompt name", placeholder="summarise", key=f"{prefix}.new").strip()
+
+
+def with_labels(version: PromptVersion) -> str:
+    return f"{version.ref} ({', '.join(version.labels)})" if version.labels else version.ref
+
+
+def labels_text(labels: dict[str, int]) -> str:
+    return ", ".join(f"{label} → {number}" for label, number in labels.items())
+
+
+def when(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M")
