@@ -54,9 +54,7 @@ def save_version(
     message: str = "",
     *,
     db_url: str | None = None,
-    actor: Actor | None = None,
-    created_by: str | None = None,  # an imported version's author; default: the actor
-    created_at: datetime | None = None,  # an imported version's time; default: now
+    actor: Actor | None = None,  # who saves it; None: the local user
 ) -> PromptVersion:
     """Store a new version of `name` (creating the prompt with its first); anyone may. Refused
     when design and settings are identical to the latest version's."""
@@ -69,8 +67,7 @@ def save_version(
             design=design.to_dict(),
             settings=settings.to_dict() if settings is not None else None,
             message=message,
-            created_by=created_by or (actor or local_actor()).name,
-            created_at=created_at,
+            created_by=(actor or local_actor()).name,
         )
         return _version(session, name, record)
 
