@@ -172,6 +172,12 @@ def _run_command(commands, common) -> None:
     add = run.add_argument
     add("--dataset", default="dialogues", help="dataset name (default: the built-in dialogues)")
     add("--model", help=f"model id, folder or .gguf (default: embedded SmolLM2); {SWEEP_HELP}")
+    add(
+        "--prompt",
+        metavar="NAME[@V]",
+        help="start from a saved prompt version (NAME@3, NAME@best, NAME: the latest): its "
+        f"design, and its settings if it saved them; other options change it; {SWEEP_HELP}",
+    )
     add("--shots", help=f"worked examples per prompt (default 0); {SWEEP_HELP}")
     add("--preset", choices=("instruction", "flan"), default="instruction", help="prompt design")
     add("--instruction", action="append", metavar="TEXT", help="replaces the preset's")

@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 
 # CLI option → sweep dimension, in the order a sweep's labels name them.
 SWEEPABLE = {
+    "prompt": "prompt",
     "model": "model",
     "instruction": "instruction",
     "format": "example_format",
@@ -94,7 +95,7 @@ def build_sweep(args: Namespace) -> Sweep:
     """The base spec with every single value set, and the options with several as dimensions."""
     spec, variations = base_spec(args), {}
     for option, key in SWEEPABLE.items():
-        values = _values(key, getattr(args, option))
+        values = _values(key, getattr(args, option), args.db_url)
         if values and len(values) == 1:
             spec = sweeps.vary(spec, key, values[0])
         elif values:
@@ -150,12 +151,14 @@ def endpoint_of(args: Namespace) -> Endpoint | None:
     return endpoint
 
 
-def _values(key: str, given: str | list[str] | None) -> tuple[Any, ...] | None:
+def _values(
+    key: str, given: str | list[str] | None, db_url: str | None = None
+) -> tuple[Any, ...] | None:
     if given is None:
         return None
     if isinstance(given, list):  # repeatable text options: a comma belongs to the text
         return tuple(map(unescape, given))
-    values = sweeps.parse_values(key, given)
+    values = sweeps.parse_values(key, given, db_url=db_url)
     return tuple(map(model_id, values)) if key == "model" else values
 
 

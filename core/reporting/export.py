@@ -14,14 +14,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-from sqlalchemy import Text, cast, select
+from sqlalchemy import Text, cast, func, select
 from sqlalchemy.orm import Session
 
 from core.errors import PromptLabError
 from core.reporting.revision import dataset_revision, revision, unique_ids  # noqa: F401
 from core.reporting.safe_csv import to_csv_bytes, write_csv  # noqa: F401
 from storage.queries import ROUGE_COLUMNS
-from storage.schema import ExperimentRecord, ResultRecord
+from storage.schema import ExperimentRecord, PromptRecord, PromptVersionRecord, ResultRecord
 
 KEY_LISTS = ("shots", "dropped_shots")  # stored as JSON lists, shown as "d001;d002"
 ARROW_TYPES = {str: pa.large_string(), int: pa.int64(), float: pa.float64()}
@@ -58,6 +58,8 @@ SUMMARY_SOURCE = {
     "device": ExperimentRecord.device,
     "dtype": ExperimentRecord.dtype,
     "backend": ExperimentRecord.backend,
+    # The named prompt version (name@N) whose design the experiment ran exactly; "" for none.
+    "prompt": func.coalesce(PromptRecord.name + "@" + cast(PromptVersionRecord.version, Text), ""),
     "endpoint": ExperimentRecord.endpoint,
     "n_examples": ExperimentRecord.n_examples,
     "n_done": ExperimentRecord.n_done,
@@ -110,7 +112,11 @@ def summary_table(*, session: Session, experiment_ids: Sequence[int] | None = No
         ExperimentRecord.aggregates,
         ExperimentRecord.created_at,
         ExperimentRecord.finished_at,
-    ).order_by(ExperimentRecord.id.desc())
+    )
+    query = query.outerjoin(
+        PromptVersionRecord, PromptVersionRecord.id == ExperimentRecord.prompt_version_id
+    ).outerjoin(PromptRecord, PromptRecord.id == PromptVersionRecord.prompt_id)
+    query = query.order_by(ExperimentRecord.id.desc())
     if ids is not None:
         query = query.where(ExperimentRecord.id.in_(ids))
     rows = [_summary_row(row) for row in session.execute(query)]

@@ -33,6 +33,10 @@ class RunSpec:
     # None: the local model generates. Otherwise a served endpoint does, and `model` only
     # supplies the tokenizer and chat template that render and fit its prompts.
     endpoint: Endpoint | None = None
+    # The saved prompt version (name@N) the design and settings came from; None: typed in.
+    # Options applied after it (shots=3) change the design, so the experiment records the
+    # version its design is exactly (core.runs.stored.create), named or unnamed.
+    prompt: str | None = None
 
     def __post_init__(self) -> None:
         if self.limit is not None and self.limit < 1:

@@ -7,11 +7,12 @@ from collections.abc import Collection, Sequence
 from typing import Any
 
 from core.errors import PromptLabError
+from core.library.refs import parse_ref
 from core.policy import Actor, local_actor
 from core.runs import limits as run_policy
 from core.runs.examples import examples_for, get_dataset
 from core.runs.spec import RunSpec
-from storage import queries
+from storage import prompt_queries, queries
 from storage.db import session_scope
 
 
@@ -32,7 +33,8 @@ def create(
     by = (actor or local_actor()).name
     with session_scope(db_url) as session:
         spec_dict = spec.to_dict()
-        return queries.create_experiment(
+        design_id = queries.design_id(session=session, design=spec_dict["design"], created_by=by)
+        experiment_id = queries.create_experiment(
             created_by=by,
             session=session,
             label=spec.label,
@@ -40,7 +42,7 @@ def create(
             dataset_name=spec.dataset,
             split=spec.split,
             example_keys=list(example_keys),
-            design_id=queries.design_id(session=session, design=spec_dict["design"], created_by=by),
+            design_id=design_id,
             spec=spec_dict,
             design=spec_dict["design"],
             settings=spec_dict["settings"],
@@ -51,6 +53,27 @@ def create(
             endpoint=spec.endpoint.label() if spec.endpoint else None,
             origin=origin,
         )
+        version_id = _version_used(session, spec, spec_dict["design"], by)
+        queries.update_experiment(
+            session=session, experiment_id=experiment_id, prompt_version_id=version_id
+        )
+        return experiment_id
+
+
+def _version_used(session, spec: RunSpec, design: dict[str, Any], by: str) -> int:
+    """The prompt version whose design the experiment runs exactly: the named one it was
+    started from if nothing changed it since, else its design's unnamed version."""
+    if spec.prompt:
+        ref = parse_ref(spec.prompt)
+        try:
+            named = prompt_queries.resolve_version(
+                session=session, name=ref.name, version=ref.version, label=ref.label
+            )
+        except PromptLabError:  # deleted since (a rerun of an old experiment): unnamed
+            named = None
+        if named is not None and named.design == design:
+            return named.id
+    return queries.version_for_design(session=session, design=design, created_by=by)
 
 
 def copy(experiment_id: int, *, db_url: str | None = None, actor: Actor | None = None) -> int:

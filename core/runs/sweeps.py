@@ -9,7 +9,10 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from core.errors import PromptLabError
+from core.generation.settings import GenerationSettings
+from core.library import versions
 from core.policy import Actor, local_actor
+from core.prompting.design import PromptDesign
 from core.runs import experiments
 from core.runs.experiments import RunSpec
 from storage import queries
@@ -17,6 +20,7 @@ from storage.db import session_scope
 
 # A sweep dimension: which part of the spec it changes, and the name there.
 DIMENSIONS: dict[str, tuple[str, str]] = {
+    "prompt": ("prompt", "prompt"),  # saved prompt versions: name@2, name@best (see PromptChoice)
     "shots": ("design", "shots"),
     "selection": ("design", "selection"),  # first, random, ids, similar or mmr
     "selection_seed": ("design", "selection_seed"),
@@ -35,6 +39,27 @@ DIMENSIONS: dict[str, tuple[str, str]] = {
     "seed": ("settings", "seed"),
     "model": ("model", "model_id"),
 }
+
+
+@dataclass(frozen=True)
+class PromptChoice:
+    """A saved prompt version as a sweep value: its exact ref and what it holds."""
+
+    ref: str  # name@N, whatever label or latest it was asked for by
+    design: PromptDesign
+    settings: GenerationSettings | None
+
+    def __str__(self) -> str:
+        return self.ref
+
+
+def resolve_prompts(refs: Sequence[str], *, db_url: str | None = None) -> tuple[PromptChoice, ...]:
+    """Each reference (name, name@3, name@best) read from the library, as sweep values."""
+    chosen = []
+    for ref in refs:
+        version = versions.get_version(ref, db_url=db_url)
+        chosen.append(PromptChoice(version.ref, version.design, version.settings))
+    return tuple(chosen)
 
 
 @dataclass(frozen=True)
@@ -57,7 +82,8 @@ class Sweep:
 
     def expand(self) -> list[RunSpec]:
         """One spec per combination, in order, each labelled with what it changes."""
-        keys = list(self.variations)
+        # A prompt version sets the whole design first; the other dimensions change it after.
+        keys = sorted(self.variations, key=lambda k: k != "prompt")
         specs = []
         for combo in itertools.product(*(self.variations[k] for k in keys)):
             spec = self.base
@@ -71,6 +97,11 @@ class Sweep:
 def vary(spec: RunSpec, key: str, value: Any) -> RunSpec:
     """`spec` with one dimension set; every change is validated by the part it lands in."""
     part, name = DIMENSIONS[key]
+    if key == "prompt":
+        if not isinstance(value, PromptChoice):
+            raise PromptLabError("A prompt to sweep over must be read from the library first.")
+        settings = value.settings or spec.settings
+        return replace(spec, design=value.design, settings=settings, prompt=value.ref)
     if key == "temperature":
         if value == 0:  # a temperature of 0 is how people write "greedy"
             return replace(spec, settings=spec.settings.with_(do_sample=False, temperature=1.0))
@@ -131,7 +162,7 @@ def create_sweep(
             session=session,
             name=sweep.name or _default_name(sweep),
             base_spec=sweep.base.to_dict(),
-            variations={k: list(v) for k, v in sweep.variations.items()},
+            variations={k: [_stored(x) for x in v] for k, v in sweep.variations.items()},
             created_by=(actor or local_actor()).name,
         )
     ids = [
@@ -141,18 +172,25 @@ def create_sweep(
     return study_id, ids
 
 
+def _stored(value: Any) -> Any:
+    return str(value) if isinstance(value, PromptChoice) else value
+
+
 def _default_name(sweep: Sweep) -> str:
     dims = " × ".join(sweep.variations) or "single run"
     return f"{sweep.base.dataset}: {dims}"
 
 
-def parse_values(key: str, text: str) -> tuple[Any, ...]:
-    """Values from a comma-separated list, typed for the dimension ('0,1,3' → (0, 1, 3))."""
+def parse_values(key: str, text: str, *, db_url: str | None = None) -> tuple[Any, ...]:
+    """Values from a comma-separated list, typed for the dimension ('0,1,3' → (0, 1, 3));
+    prompt references are read from the library in `db_url`."""
     if key not in DIMENSIONS:
         raise PromptLabError(f"Cannot sweep over {key}; choose from {', '.join(DIMENSIONS)}.")
     raw = [part.strip() for part in text.split(",") if part.strip()]
     if not raw:
         raise PromptLabError(f"No values given for {key}.")
+    if key == "prompt":
+        return resolve_prompts(raw, db_url=db_url)
     kind = _kinds().get(key, str)
     try:
         return tuple(kind(v) for v in raw)
@@ -177,7 +215,13 @@ def _boolean(text: str) -> bool:
     raise ValueError(text)
 
 
-def sweep_from_lists(base: RunSpec, lists: Sequence[tuple[str, str]], name: str = "") -> Sweep:
+def sweep_from_lists(
+    base: RunSpec,
+    lists: Sequence[tuple[str, str]],
+    name: str = "",
+    *,
+    db_url: str | None = None,
+) -> Sweep:
     """A sweep from (dimension, 'v1,v2,…') pairs, as typed on a command line or in a form."""
-    variations = {key: parse_values(key, text) for key, text in lists}
+    variations = {key: parse_values(key, text, db_url=db_url) for key, text in lists}
     return Sweep(base, variations, name)
