@@ -15,6 +15,7 @@ from ui.state import kept, key
 
 PAGE = "prompts"
 _CELL = "padding:6px 10px;border-top:1px solid #ddd;vertical-align:top"
+_FIELD = "font-size:0.8em;overflow-wrap:anywhere"
 _WAS = "background:#f8cccc"  # a whole value that changed, in word_diff's colours
 _NOW = "background:#c8f0c8"
 
@@ -36,6 +37,7 @@ def diff_section(name: str, summaries: list[PromptSummary]) -> VersionDiff | Non
     unchanged = toggle.toggle("Show unchanged fields", **kept(PAGE, "diff.unchanged"))
     if latest == 1 and picked[0] == picked[1]:
         st.caption(plain(f"{name} has one version: pick another prompt's version to compare."))
+        return None
     diff = diff_versions(get_version(picked[0]), get_version(picked[1]))
     show_diff(diff, unchanged=unchanged)
     return diff
@@ -65,8 +67,8 @@ def show_diff(diff: VersionDiff, *, unchanged: bool = False) -> None:
     body = "".join(diff_row(row) for row in rows)
     st.html(
         '<table data-testid="version-diff" style="width:100%;border-collapse:collapse;'
-        f'table-layout:fixed"><colgroup><col style="width:16%"><col style="width:42%">'
-        f'<col style="width:42%"></colgroup><thead><tr>{head}</tr></thead>'
+        f'table-layout:fixed"><colgroup><col style="width:24%"><col style="width:38%">'
+        f'<col style="width:38%"></colgroup><thead><tr>{head}</tr></thead>'
         f"<tbody>{body}</tbody></table>"
     )
 
@@ -74,7 +76,8 @@ def show_diff(diff: VersionDiff, *, unchanged: bool = False) -> None:
 def diff_row(row: FieldDiff) -> str:
     """One field: text fields with deleted words struck on the left and inserted ones on the
     right; any other field's whole values, tinted when they differ."""
-    name = f'<td style="{_CELL}"><code>{html.escape(row.part)}.{html.escape(row.field)}</code></td>'
+    field = f"{html.escape(row.part)}.{html.escape(row.field)}"
+    name = f'<td style="{_CELL};{_FIELD}"><code>{field}</code></td>'
     if row.changed and row.part == "design" and row.field in TEXT_FIELDS:
         pieces = row.words
         if row.field == "separator":  # whitespace made visible, as the separator field shows it

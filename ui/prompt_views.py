@@ -43,7 +43,7 @@ def done(notice: str, name: str) -> None:
 
 def prompt_list() -> list[PromptSummary]:
     """The table of named prompts, with their latest version's message, author and time."""
-    st.subheader("Prompts")
+    st.subheader("Saved prompts")
     summaries = library.list_prompts()
     if not summaries:
         st.info(

@@ -15,6 +15,7 @@ from core.policy import local_user
 from core.prompting.design import PRESETS, PromptDesign
 from core.runs import experiments
 from core.runs.experiments import RunSpec
+from tests.ui.browser import ROOT, VIEWPORT, explained, open_page, serve_app
 from tests.ui.counted import deferred_downloads
 from tests.ui.shown import unescaped
 from ui.state import key
@@ -302,3 +303,65 @@ def test_start_from_version_fills_the_design_and_settings_and_remembers_it(embed
     click(embedded, "Use this version")
     assert embedded.session_state[key("test", "shots")] == 2
     assert embedded.session_state[key("test", "max_new_tokens")] == 64
+
+
+@pytest.mark.slow
+def test_the_diff_in_a_real_browser(browser, tmp_path):
+    """Two saved versions, the Prompts page opened by its link: the diff is drawn, marked word
+    by word, and its screenshot is the README's docs/screenshots/prompts-diff.png."""
+    with serve_app(tmp_path) as server:
+        first = PromptDesign(
+            instruction="Summarise the dialogue in one sentence.",
+            example_format="Dialogue:\n{input}\nSummary: {output}",
+        )
+        second = first.with_(
+            instruction="Summarise the whole dialogue in two short sentences: who wants what, "
+            "and what they agree on.",
+            example_format="Dialogue:\n{input}\nTwo-sentence summary: {output}",
+            shots=2,
+        )
+        library.save_version(
+            "summarise", first, GenerationSettings(), "first try", db_url=server.db_url
+        )
+        library.save_version(
+            "summarise",
+            second,
+            GenerationSettings(max_new_tokens=64),
+            "two sentences, two shots",
+            db_url=server.db_url,
+        )
+        library.move_label("summarise@1", "production", db_url=server.db_url)
+        context = browser.new_context(viewport=VIEWPORT)
+        page = context.new_page()
+        try:
+            with explained(server, page, "prompts-diff"):
+                open_page(page, server, "/prompts")
+                table = page.locator('[data-testid="version-diff"]')
+                table.wait_for(state="visible")
+                text = table.inner_text()
+                assert "design.instruction" in text and "settings.max_new_tokens" in text, text
+                assert table.locator("del").first.inner_text().strip() == "one sentence."
+                assert "whole" in table.locator("ins").first.inner_text()
+                shoot(page, ROOT / "docs" / "screenshots" / "prompts-diff.png", table)
+        finally:
+            context.close()
+
+
+def shoot(page, path: Path, table) -> None:
+    """The versions table down to the end of the diff, from a viewport as tall as the page
+    (Streamlit scrolls inside its main block, not the document)."""
+    page.set_viewport_size({"width": VIEWPORT["width"], "height": 2400})
+    try:
+        page.wait_for_timeout(300)  # relayout
+        main = page.locator('[data-testid="stMainBlockContainer"]').bounding_box()
+        top = page.get_by_role("heading", name="Versions of summarise").bounding_box()
+        bottom = table.bounding_box()
+        clip = {
+            "x": main["x"],
+            "y": top["y"] - 16,
+            "width": main["width"],
+            "height": bottom["y"] + bottom["height"] - top["y"] + 32,
+        }
+        page.screenshot(path=path, clip=clip, animations="disabled")
+    finally:
+        page.set_viewport_size(VIEWPORT)
