@@ -211,11 +211,11 @@ def unnamed_designs() -> list[UnnamedDesign]:
 def save_version_form(
     page: str, design: PromptDesign, settings: GenerationSettings | None
 ) -> PromptVersion | None:
-    """ "Save as a version": the design (and, if ticked, the settings) as the next version of a
-    prompt picked or typed; shows the saved ref or the refusal. Returns the saved version."""
+    """The Save-as-version form: the design (and, if ticked, the settings) as the next version
+    of a prompt picked or typed; shows the saved ref or the refusal, and returns the version."""
     with st.expander("Save as a version of a prompt"):
         names = [s.name for s in library.list_prompts()]
-        name = prompt_name_input(f"{page}.save", names)
+        name = prompt_name_input(f"prompts.{page}.save", names)
         message = st.text_input(
             "Message", placeholder="what changed, and why", key=f"prompts.{page}.save.message"
         )
@@ -228,7 +228,7 @@ def save_version_form(
             saved = library.save_version(
                 name, design, settings if with_settings else None, message, actor=identity.actor()
             )
-            st.session_state[f"{page}.save.saved"] = saved.name
+            st.session_state[f"prompts.{page}.save.saved"] = saved.name
             st.success(plain(f"Saved {saved.ref}"))
             return saved
     return None

@@ -15,7 +15,7 @@ from core.policy import local_user
 from core.prompting.design import PRESETS, PromptDesign
 from core.runs import experiments
 from core.runs.experiments import RunSpec
-from tests.ui.browser import ROOT, VIEWPORT, explained, open_page, serve_app
+from tests.ui.browser import VIEWPORT, explained, open_page, screenshots_dir, serve_app
 from tests.ui.counted import deferred_downloads
 from tests.ui.shown import unescaped
 from ui.state import key
@@ -272,7 +272,7 @@ def embedded(db):
 
 def test_the_save_form_saves_a_version_and_refuses_an_identical_one(embedded, db):
     ran(embedded)
-    embedded.text_input(key="test.save.new").set_value("summarise")
+    embedded.text_input(key="prompts.test.save.new").set_value("summarise")
     embedded.text_input(key="prompts.test.save.message").set_value("from the Playground")
     click(embedded, "Save version")
     assert messages(embedded, "success") == ["Saved summarise@1"]
@@ -308,7 +308,8 @@ def test_start_from_version_fills_the_design_and_settings_and_remembers_it(embed
 @pytest.mark.slow
 def test_the_diff_in_a_real_browser(browser, tmp_path):
     """Two saved versions, the Prompts page opened by its link: the diff is drawn, marked word
-    by word, and its screenshot is the README's docs/screenshots/prompts-diff.png."""
+    by word. Its screenshot, prompts-diff.png, goes where the other pages' go (`make
+    screenshots` copies them to docs/screenshots/)."""
     with serve_app(tmp_path) as server:
         first = PromptDesign(
             instruction="Summarise the dialogue in one sentence.",
@@ -342,7 +343,7 @@ def test_the_diff_in_a_real_browser(browser, tmp_path):
                 assert "design.instruction" in text and "settings.max_new_tokens" in text, text
                 assert table.locator("del").first.inner_text().strip() == "one sentence."
                 assert "whole" in table.locator("ins").first.inner_text()
-                shoot(page, ROOT / "docs" / "screenshots" / "prompts-diff.png", table)
+                shoot(page, screenshots_dir() / "prompts-diff.png", table)
         finally:
             context.close()
 
