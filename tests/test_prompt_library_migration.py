@@ -11,6 +11,7 @@ import pytest
 import sqlalchemy as sa
 from alembic import command
 
+from core.evaluation import compare
 from core.prompting.design import PRESETS
 from storage import queries
 from storage.db import alembic_config, dispose_all, get_engine, parse_database_url, session_scope
@@ -31,6 +32,8 @@ experiments = sa.table(
     "experiments",
     sa.column("id", sa.Integer),
     sa.column("design_id", sa.Integer),
+    sa.column("design", sa.JSON),
+    sa.column("spec", sa.JSON),
     sa.column("prompt_version_id", sa.Integer),
 )
 versions = sa.table(
@@ -141,3 +144,22 @@ def test_downgrading_and_upgrading_again_keeps_experiments_and_their_results(db)
         record = session.get(ExperimentRecord, experiment_id)
         assert record.prompt_version_id is not None
         assert len(queries.results_of(session=session, experiment_id=experiment_id)) == 2
+
+
+def test_experiments_copies_of_their_design_get_the_keys_so_compare_sees_no_difference(db):
+    old_id = store_experiment(db, [0.5, 0.4, 0.3])
+    old = as_before_0006(db)
+    with old.connect() as conn:
+        (design, spec) = conn.execute(
+            sa.select(experiments.c.design, experiments.c.spec).where(experiments.c.id == old_id)
+        ).one()
+    old.dispose()
+    assert not set(NEW_KEYS) & (set(design) | set(spec["design"]))
+    get_engine(db)  # opening it migrates it
+    new_id = store_experiment(db, [0.2, 0.1, 0.3])  # the same design, stored by this version
+    with session_scope(db) as session:
+        record = queries.get_experiment(session=session, experiment_id=old_id)
+        assert NEW_KEYS.items() <= record.design.items()
+        assert NEW_KEYS.items() <= record.spec["design"].items()
+        variants = compare.load_variants(session=session, experiment_ids=[old_id, new_id])
+    assert compare.differing_keys(variants) == []

@@ -45,6 +45,7 @@ experiments = sa.table(
     sa.column("id", sa.Integer),
     sa.column("design_id", sa.Integer),
     sa.column("design", sa.JSON),
+    sa.column("spec", sa.JSON),
     sa.column("created_by", sa.String),
     sa.column("prompt_version_id", sa.Integer),
 )
@@ -65,6 +66,7 @@ def upgrade() -> None:
     _create_tables()
     conn = op.get_bind()
     _refingerprint(conn, lambda design: {**NEW_DEFAULTS, **design})
+    _rewrite_experiment_designs(conn, lambda design: {**NEW_DEFAULTS, **design})
     _add_version_column(conn)
     _unnamed_versions(conn)
 
@@ -82,6 +84,7 @@ def downgrade() -> None:
     op.drop_table("prompt_versions")
     op.drop_table("prompts")
     _refingerprint(conn, _without_defaults)
+    _rewrite_experiment_designs(conn, _without_defaults)
 
 
 def _create_tables() -> None:
@@ -251,6 +254,23 @@ def _refingerprint(conn: sa.Connection, change: Callable[[dict], dict]) -> None:
                 sa.update(designs)
                 .where(designs.c.id == design_id)
                 .values(fingerprint=fingerprint, design=change(dict(row.design or {})))
+            )
+
+
+def _rewrite_experiment_designs(conn: sa.Connection, change: Callable[[dict], dict]) -> None:
+    """The copies of the design each experiment keeps (its own and its spec's) rewritten the
+    same way, so Compare sees one design where the fields were added, not a difference."""
+    query = sa.select(experiments.c.id, experiments.c.design, experiments.c.spec)
+    for row in conn.execute(query).all():
+        design = change(dict(row.design or {}))
+        spec = dict(row.spec or {})
+        if isinstance(spec.get("design"), dict):
+            spec["design"] = change(dict(spec["design"]))
+        if design != row.design or spec != row.spec:
+            conn.execute(
+                sa.update(experiments)
+                .where(experiments.c.id == row.id)
+                .values(design=design, spec=spec)
             )
 
 
