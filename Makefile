@@ -47,9 +47,10 @@ test-gpu: setup
 # The real-browser tests alone; their page screenshots become the README's docs/screenshots/.
 SHOTS := artifacts/screenshots
 screenshots: setup system-packages
-	PROMPT_LAB_SCREENSHOTS=$(SHOTS) $(PY) -m pytest -q tests/ui/test_browser.py tests/ui/test_login.py
+	PROMPT_LAB_SCREENSHOTS=$(SHOTS) $(PY) -m pytest -q tests/ui/test_browser.py tests/ui/test_login.py \
+		tests/ui/test_prompts_page.py
 	for page in playground playground-run experiments compare datasets models \
-		login signed-in refused; do \
+		login signed-in refused prompts-diff; do \
 		cp $(SHOTS)/$$page.png docs/screenshots/$$page.png || exit 1; done
 
 bench: setup

@@ -1,7 +1,7 @@
 """The Experiments page's form for a new run or sweep: the dataset slice and the model, the
 backend, the prompt design and settings, the values a sweep varies, and Start."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import streamlit as st
 
@@ -15,7 +15,7 @@ from core.runs.experiments import RunSpec
 from core.served.endpoint import Endpoint
 from storage import queries
 from storage.db import session_scope
-from ui import identity, jobs_panel, served_inputs, widgets
+from ui import identity, jobs_panel, prompt_views, served_inputs, widgets
 from ui.experiment_views import dataset
 from ui.state import kept, key
 
@@ -55,10 +55,13 @@ def new_run() -> None:
     """The whole form: the slice, the backend, the design and settings, a sweep, and Start."""
     chosen = slice_inputs()
     endpoint = served_inputs.backend_inputs(PAGE)
+    started = prompt_views.start_from_version(PAGE)
     design, settings = design_and_settings(chosen.data)
     st.subheader("Sweep (optional)")
     varied, lists = sweep_inputs()
     spec = run_spec(chosen, design, settings, endpoint, varied, lists)
+    if started is not None and design == started.design:  # still that version's design
+        spec = replace(spec, prompt=started.ref)
     sweep = sweeps.sweep_from_lists(spec, lists, name=spec.label) if lists else None
     examples_count(spec, sweep, chosen.data)
     blocked = endpoint is not None and served_inputs.endpoint_problems(
