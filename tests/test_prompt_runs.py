@@ -5,6 +5,7 @@ the summary export naming it. Runs are created, not generated: no model is neede
 import pytest
 
 from core.errors import PromptLabError
+from core.evaluation import compare
 from core.generation.settings import GenerationSettings
 from core.library import versions
 from core.prompting.design import PRESETS
@@ -56,7 +57,12 @@ def test_a_sweep_over_versions_runs_each_versions_design_and_settings(library):
     assert [recorded(library, i).version for i in ids] == [1, 2]
     with session_scope(library) as session:
         table = export.summary_table(session=session, experiment_ids=ids)
+        variants = compare.load_variants(session=session, experiment_ids=ids)
     assert list(table["prompt"]) == ["summarise@1", "summarise@2"]
+    assert [v.prompt_version for v in variants] == ["summarise@1", "summarise@2"]
+    shown = compare.summary(variants)
+    assert list(shown.columns[:3]) == ["id", "variant", "prompt version"]
+    assert list(shown["prompt version"]) == ["summarise@1", "summarise@2"]
 
 
 def test_other_dimensions_change_the_version_and_the_experiment_records_what_it_ran(library):
@@ -72,7 +78,16 @@ def test_other_dimensions_change_the_version_and_the_experiment_records_what_it_
     assert recorded(library, same_id).version == 2
     with session_scope(library) as session:
         table = export.summary_table(session=session, experiment_ids=[changed_id, same_id])
+        variants = compare.load_variants(session=session, experiment_ids=[changed_id, same_id])
     assert list(table["prompt"]) == ["", "summarise@2"]
+    assert list(compare.summary(variants)["prompt version"]) == ["", "summarise@2"]
+
+
+def test_compare_shows_no_version_column_when_no_experiment_ran_a_named_one(library):
+    ids = [experiments.create(BASE, db_url=library) for _ in range(2)]
+    with session_scope(library) as session:
+        variants = compare.load_variants(session=session, experiment_ids=ids)
+    assert "prompt version" not in compare.summary(variants).columns
 
 
 def test_a_run_typed_in_records_its_designs_unnamed_version_once(library):

@@ -68,6 +68,29 @@ def test_the_shot_curve_appears_only_when_shots_alone_differ(db):
         )
 
 
+def test_shots_swept_with_another_setting_give_one_curve_per_value_of_it(db):
+    flat = [x + 0.1 for x in LOW]
+    short = GenerationSettings(48)
+    plan = [(LOW, 0, None), (HIGH, 1, None), (flat, 3, None)]
+    plan += [(HIGH, 0, short), (LOW, 1, short), (LOW, 3, short)]
+    ids = [store_experiment(db, s, shots=k, limit=N, settings=g) for s, k, g in plan]
+    with session_scope(db) as session:
+        curves = verdicts.shots_studies(session=session, variants=variants_of(db, ids))
+        alone = verdicts.shots_studies(session=session, variants=variants_of(db, ids[:3]))
+    assert list(curves) == ["max_new_tokens=128", "max_new_tokens=48"]
+    longer, shorter = curves.values()
+    assert [p.shots for p in longer.points] == [p.shots for p in shorter.points] == [0, 1, 3]
+    assert [round(p.mean, 4) for p in shorter.points] == [
+        round(sum(x) / N, 4) for x in (HIGH, LOW, LOW)
+    ]
+    assert longer.smallest_sufficient_k == 1 and shorter.smallest_sufficient_k == 0
+    assert list(alone) == ["all"] and alone["all"].points == longer.points
+    # A series with one variant, or two at the same count, is no curve.
+    with session_scope(db) as session:
+        one_each = verdicts.shots_studies(session=session, variants=variants_of(db, ids[2:4]))
+    assert one_each == {}
+
+
 def test_runs_that_differ_only_by_seed_are_grouped_as_repeats(db):
     sampled = GenerationSettings(do_sample=True, temperature=0.7)
     runs = [

@@ -142,7 +142,7 @@ def figures(stored: Key, _variants: list[Variant]) -> tuple:
     """ROUGE by variant, and against shots unless the verdicts draw that curve (else None)."""
     rouge = charts.rouge_figure(compare.rouge_table(_variants))
     curve = compare.shots_curve(_variants)
-    shown = not curve.empty and not verdicts.shots_only(_variants)
+    shown = not curve.empty and not verdicts.shots_series(_variants)  # else the verdicts draw it
     return rouge, charts.shots_figure(curve) if shown else None
 
 

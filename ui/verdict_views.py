@@ -24,11 +24,11 @@ def verdict_report(stored: Key, metric: str, baseline: int | None, _variants: li
         found, aligned = verdicts.paired_verdicts(
             session=session, variants=_variants, metric=metric, baseline=baseline
         )
-        curve = verdicts.shots_study(session=session, variants=_variants, metric=metric)
+        curves = verdicts.shots_studies(session=session, variants=_variants, metric=metric)
         spreads, changes = verdicts.repeat_report(
             session=session, variants=_variants, metric=metric
         )
-    return found, aligned, curve, spreads, changes
+    return found, aligned, curves, spreads, changes
 
 
 def show_verdicts(variants: list[Variant], stored: Key) -> None:
@@ -37,7 +37,7 @@ def show_verdicts(variants: list[Variant], stored: Key) -> None:
     metric = left.selectbox("Score tested", ROUGE_COLUMNS, index=2, **kept("compare", "tested"))
     family = right.radio("Compare", FAMILIES, horizontal=True, **kept("compare", "family"))
     baseline = variants[0].id if family == FAMILIES[0] else None
-    found, aligned, curve, spreads, changes = verdict_report(stored, metric, baseline, variants)
+    found, aligned, curves, spreads, changes = verdict_report(stored, metric, baseline, variants)
     for comparison in found:
         (st.success if comparison.reliable else st.info)(plain(comparison.verdict()))
     st.dataframe(_table(found), hide_index=True)
@@ -55,8 +55,8 @@ def show_verdicts(variants: list[Variant], stored: Key) -> None:
             else "One comparison, so no adjustment."
         )
     )
-    if curve is not None:
-        _show_curve(stored, metric, curve)
+    for series, curve in curves.items():
+        _show_curve(stored, metric, series, curve)
     if spreads:
         _show_repeats(spreads, changes)
 
@@ -80,14 +80,15 @@ def _table(found: list[stats.PairedComparison]) -> pd.DataFrame:
     )
 
 
-def _show_curve(stored: Key, metric: str, curve) -> None:
-    st.markdown("**How many shots are enough?**")
-    st.plotly_chart(_curve_figure(stored, metric, curve))
+def _show_curve(stored: Key, metric: str, series: str, curve) -> None:
+    which = "" if series == "all" else f" ({series})"
+    st.markdown("**How many shots are enough?**" + plain(which))
+    st.plotly_chart(_curve_figure(stored, metric, series, curve))
     st.text(curve.explanation)
 
 
 @st.cache_resource(max_entries=16, show_spinner=False)  # as the Compare page's figures
-def _curve_figure(stored: Key, metric: str, _curve):
+def _curve_figure(stored: Key, metric: str, series: str, _curve):
     return charts.shot_curve_figure(_curve)
 
 

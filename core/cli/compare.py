@@ -22,7 +22,7 @@ def compare_experiments(args: Namespace) -> int:
         found, aligned = verdicts.paired_verdicts(
             session=session, variants=variants, metric=args.metric, baseline=baseline
         )
-        curve = verdicts.shots_study(session=session, variants=variants, metric=args.metric)
+        curves = verdicts.shots_studies(session=session, variants=variants, metric=args.metric)
         spreads, changes = verdicts.repeat_report(
             session=session, variants=variants, metric=args.metric
         )
@@ -34,11 +34,12 @@ def compare_experiments(args: Namespace) -> int:
     )
     for comparison in found:
         print(f"- {comparison.verdict()}")
-    if curve is not None:
+    for series, curve in curves.items():
         points = "  ".join(
             f"K={p.shots}: {p.mean:.3f} [{p.ci_low:.3f}, {p.ci_high:.3f}]" for p in curve.points
         )
-        print(f"\nshot-count curve ({metric_label(args.metric)}): {points}")
+        which = "" if series == "all" else f", {series}"
+        print(f"\nshot-count curve ({metric_label(args.metric)}{which}): {points}")
         print(curve.explanation)
     for spread in spreads.values():
         print(f"\n{spread.sentence()}")

@@ -103,6 +103,8 @@ class Variant:
     n_done: int
     n_examples: int
     example_keys: tuple[str, ...]
+    # The named prompt version (name@N) whose design it ran exactly; None: an unnamed design.
+    prompt_version: str | None = None
 
     @property
     def name(self) -> str:
@@ -122,15 +124,17 @@ def load_variants(*, session: Session, experiment_ids: Sequence[int]) -> list[Va
             if len(missing) == 1
             else f"Experiments {', '.join(missing)} no longer exist; pick from the list."
         )
-    return [_variant(session, records[i]) for i in ids]
+    named = queries.version_labels(session=session, experiment_ids=ids)
+    return [_variant(session, records[i], named.get(i)) for i in ids]
 
 
-def _variant(session: Session, record: ExperimentRecord) -> Variant:
+def _variant(session: Session, record: ExperimentRecord, version: str | None) -> Variant:
     scores, n_scored = _scores(session, record)
     return Variant(
         *(record.id, record.label or "", record.status, record.dataset_name, record.model_id),
         *(dict(record.spec or {}), scores, n_scored, record.n_done, record.n_examples),
         tuple(record.example_keys or ()),
+        version,
     )
 
 
@@ -207,8 +211,12 @@ def rouge_table(variants: Sequence[Variant]) -> pd.DataFrame:
 def summary(variants: Sequence[Variant]) -> pd.DataFrame:
     """The differing settings beside status, progress and each ROUGE type's mean and CI."""
     frame = differing_settings(variants)
-    frame.insert(2, "status", [v.status for v in variants])
-    frame.insert(3, "done", [f"{v.n_done}/{v.n_examples}" for v in variants])
+    at = 2
+    if any(v.prompt_version for v in variants):  # which saved version each ran, if any did
+        frame.insert(at, "prompt version", [v.prompt_version or "" for v in variants])
+        at += 1
+    frame.insert(at, "status", [v.status for v in variants])
+    frame.insert(at + 1, "done", [f"{v.n_done}/{v.n_examples}" for v in variants])
     for name in ROUGE_COLUMNS:
         for stat in STATS:
             column = name if stat == "mean" else f"{name} {stat}"

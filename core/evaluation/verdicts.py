@@ -86,6 +86,39 @@ def shots_study(
     return shot_curve.shot_curve(by_k, metric=metric, seed=seed)
 
 
+def shots_series(variants: Sequence[Variant]) -> dict[str, list[Variant]]:
+    """The variants as shot-count series: grouped by every setting but the shots that differs
+    among them ("shot_format=turns"; "all" when only the shots differ), keeping the groups whose
+    members differ in the shots alone, one each, at two or more counts."""
+    keys = compare.differing_keys(variants)
+    if SHOTS not in keys:
+        return {}
+    others = [k for k in keys if k != SHOTS]
+    groups: dict[str, list[Variant]] = {}
+    for variant in variants:
+        flat = compare.flat_spec(variant.spec)
+        name = ", ".join(f"{k.split('.')[-1]}={flat.get(k)}" for k in others) or "all"
+        groups.setdefault(name, []).append(variant)
+    return {
+        name: group
+        for name, group in groups.items()
+        if len({compare.flat_spec(v.spec).get(SHOTS) for v in group}) == len(group) >= 2
+    }
+
+
+def shots_studies(
+    *, session: Session, variants: Sequence[Variant], metric: str = "rougeL", seed: int = 0
+) -> dict[str, shot_curve.ShotCurve]:
+    """A shot-count curve for each series (see shots_series): with shots × shot format swept,
+    one curve per format, each paired over the examples its own variants all scored."""
+    curves = {}
+    for name, group in shots_series(variants).items():
+        aligned = aligned_scores(session=session, variants=group, metric=metric)
+        by_k = {compare.flat_spec(v.spec)[SHOTS]: aligned.scores[v.id] for v in group}
+        curves[name] = shot_curve.shot_curve(by_k, metric=metric, seed=seed)
+    return curves
+
+
 def repeat_groups(variants: Sequence[Variant]) -> dict[str, list[Variant]]:
     """Variants that are the same run but for the seed, grouped; groups of one are left out."""
     groups: dict[str, list[Variant]] = {}
