@@ -164,6 +164,25 @@ def test_run_prints_the_result_line(db, tiny_causal_dir, capsys):
         assert first.seed == second.seed == 3 and first.design["shots"] == 1
 
 
+@pytest.mark.parametrize(
+    ("model", "more", "refusal"),
+    [
+        ("tiny_causal_dir", ["--no-chat-template"], "need the model's chat template: it is"),
+        ("tiny_t5_dir", [], "an encoder-decoder model reads one text."),
+    ],
+)
+def test_shots_as_turns_are_refused_before_anything_is_stored(
+    db, request, capsys, model, more, refusal
+):
+    argv = ["run", "--model", str(request.getfixturevalue(model)), "--shots", "1", *more]
+    capsys.readouterr()  # whatever building the model printed
+    assert invoke(db, *argv, "--shot-format", "inline,turns", *FAST) == 1
+    err = capsys.readouterr().err
+    assert_one_line_error(err)
+    assert refusal in err
+    assert snapshot(db)[:2] == (0, 0)  # no experiment, no study
+
+
 def test_one_combination_runs_one_experiment_outside_a_study(db, tiny_causal_dir, capsys):
     argv = ["run", "--model", str(tiny_causal_dir), "--preset", "flan", "--name", "mine"]
     assert invoke(db, *argv, *FAST) == 0

@@ -2,6 +2,7 @@
 the designs experiments ran unnamed) and the forms other pages embed: save the design being
 composed as a version, and start from a stored version."""
 
+import contextlib
 import json
 from dataclasses import dataclass
 from datetime import datetime
@@ -261,6 +262,15 @@ def start_from_version(page: str) -> PromptVersion | None:
     if remembered is not None:
         st.caption(plain(f"Filled in from {remembered.ref}."))
     return remembered
+
+
+def remember_version(page: str, ref: str | None) -> None:
+    """The version a form filled from elsewhere (a duplicated experiment's) started from; none
+    when it has none or it is gone."""
+    st.session_state.pop(STARTED + page, None)
+    if ref:
+        with contextlib.suppress(PromptLabError):
+            st.session_state[STARTED + page] = library.get_version(ref)
 
 
 def _use_version(page: str) -> None:

@@ -40,6 +40,7 @@ def fill_requested() -> None:
         return
     widgets.fill_design(PAGE, spec_to_fill.design)
     widgets.fill_settings(PAGE, spec_to_fill.settings)
+    prompt_views.remember_version(PAGE, spec_to_fill.prompt)
     st.session_state[key(PAGE, "dataset")] = spec_to_fill.dataset
     st.session_state[key(PAGE, "model")] = spec_to_fill.model.model_id
     st.session_state[key(PAGE, "limit")] = spec_to_fill.limit or 0

@@ -69,6 +69,32 @@ def test_one_shot_prompt_is_shown_by_part_run_streamed_scored_and_stored(app, db
     )
 
 
+def test_shots_as_turns_are_shown_as_chat_turns_counted_by_part_and_run(app, db):
+    app.number_input(key="keep.playground.shots").set_value(2).run()
+    app.selectbox(key="keep.playground.shot_format").set_value("turns").run()
+    assert not app.exception and not app.error
+    sent = app.code[0].value
+    assert sent.count("<|im_start|>user") == 3 and sent.count("<|im_start|>assistant") == 3
+    assert sent.count("Summarize the following conversation.") == 3  # in each user turn
+    shown = html_of(app)
+    assert 'title="shot d001' in shown and 'title="shot d002' in shown
+    (tokens,) = [unescaped(c.value) for c in app.caption if " tokens (" in c.value]
+    counted = re.fullmatch(
+        r"(\d+) tokens \(instruction (\d+), shot (\d+), input (\d+), template (\d+)\);.*",
+        tokens,
+    )
+    assert counted, tokens
+    total, *parts = (int(n) for n in counted.groups())
+    assert total == sum(parts)
+    app.selectbox(key="keep.playground.instruction_role").set_value("system").run()
+    assert app.code[0].value.count("Summarize the following conversation.") == 1
+    next(b for b in app.button if b.label == "Run").click().run()
+    assert not app.exception and not app.error
+    ((record, results),) = stored_runs(db)
+    assert record.design["shot_format"] == "turns" and record.design["instruction_role"] == "system"
+    assert results[0].prompt.rstrip("\n") == app.code[0].value  # st.code drops the final newline
+
+
 def test_typed_input_is_escaped_in_the_preview_and_its_run_is_stored(app, db):
     app.radio(key="keep.playground.source").set_value("typed here").run()
     assert "Type an input" in unescaped(
