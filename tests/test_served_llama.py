@@ -137,9 +137,17 @@ def test_a_missing_key_is_refused_by_the_server_and_explained(db, server, embedd
     assert probe(endpoint(server)) == [SERVED_NAME]
 
 
-def test_the_chat_api_gets_the_answers_the_completions_api_gets(db, server, embedded):
-    chat = experiments.run(replace(SPEC, limit=4, endpoint=endpoint(server, api="chat")), db_url=db)
-    text = experiments.run(replace(SPEC, limit=4, endpoint=endpoint(server)), db_url=db)
+@pytest.mark.parametrize(
+    "design",
+    [PRESETS["instruction"], PRESETS["instruction"].with_(shots=2, shot_format="turns")],
+    ids=["inline", "shots-as-turns"],
+)
+def test_the_chat_api_gets_the_answers_the_completions_api_gets(db, server, embedded, design):
+    """Shots as turns go to the chat API as the messages they are, and to completions as the
+    template's text of those messages: the server, templating them itself, sees the same."""
+    spec = replace(SPEC, limit=4, design=design)
+    chat = experiments.run(replace(spec, endpoint=endpoint(server, api="chat")), db_url=db)
+    text = experiments.run(replace(spec, endpoint=endpoint(server)), db_url=db)
     chat_results, text_results = stored(db, chat)[1], stored(db, text)[1]
     # The server's own template is the GGUF's, the one used here: the same prompt tokens, and
     # with one slot and no prompt cache, the same greedy answers.
