@@ -3,7 +3,7 @@ run is stored as an experiment."""
 
 import streamlit as st
 
-from ui import playground_views, prompt_views
+from ui import playground_views, prompt_forms
 from ui.navigation import through_app
 
 through_app()
@@ -14,6 +14,6 @@ st.caption("Compose a prompt, see exactly what the model receives, run it and sc
 setup = playground_views.sidebar()
 source, design = playground_views.input_and_design()
 if design is not None and setup.settings is not None:
-    prompt_views.save_version_form(playground_views.PAGE, design, setup.settings)
+    prompt_forms.save_version_form(playground_views.PAGE, design, setup.settings)
 if playground_views.ready(setup, source, design):
     playground_views.prompt_and_run(setup, source, design)

@@ -15,7 +15,7 @@ from core.runs.experiments import RunSpec
 from core.served.endpoint import Endpoint
 from storage import queries
 from storage.db import session_scope
-from ui import identity, jobs_panel, prompt_views, served_inputs, widgets
+from ui import identity, jobs_panel, prompt_forms, served_inputs, widgets
 from ui.experiment_views import dataset
 from ui.state import kept, key
 
@@ -40,7 +40,7 @@ def fill_requested() -> None:
         return
     widgets.fill_design(PAGE, spec_to_fill.design)
     widgets.fill_settings(PAGE, spec_to_fill.settings)
-    prompt_views.remember_version(PAGE, spec_to_fill.prompt)
+    prompt_forms.remember_version(PAGE, spec_to_fill.prompt)
     st.session_state[key(PAGE, "dataset")] = spec_to_fill.dataset
     st.session_state[key(PAGE, "model")] = spec_to_fill.model.model_id
     st.session_state[key(PAGE, "limit")] = spec_to_fill.limit or 0
@@ -56,7 +56,7 @@ def new_run() -> None:
     """The whole form: the slice, the backend, the design and settings, a sweep, and Start."""
     chosen = slice_inputs()
     endpoint = served_inputs.backend_inputs(PAGE)
-    started = prompt_views.start_from_version(PAGE)
+    started = prompt_forms.start_from_version(PAGE)
     design, settings = design_and_settings(chosen.data)
     st.subheader("Sweep (optional)")
     varied, lists = sweep_inputs()

@@ -256,13 +256,13 @@ def embedding_page():
 
     from core.datasets.data import BUILTIN_NAME
     from core.runs import experiments
-    from ui import prompt_views, widgets
+    from ui import prompt_forms, widgets
 
-    started = prompt_views.start_from_version("test")
+    started = prompt_forms.start_from_version("test")
     design = widgets.design_inputs("test", experiments.get_dataset(BUILTIN_NAME).pool)
     settings = widgets.settings_inputs("test")
     st.text(f"started from {started.ref if started else None}")
-    prompt_views.save_version_form("test", design, settings)
+    prompt_forms.save_version_form("test", design, settings)
 
 
 @pytest.fixture
