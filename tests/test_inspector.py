@@ -175,3 +175,17 @@ def test_smollm2_last_stage_is_what_generate_sampled_from(embedded):
         assert_close(view.logits, raw_logits[step][0], rtol=1e-3, atol=1e-3)
         assert_close(view.final.probs, torch.softmax(scores[step][0], dim=-1), rtol=0, atol=1e-4)
         assert view.chosen.id == answer[step] and view.final.chosen_probability > 0
+
+
+def test_a_prompt_with_shots_as_turns_is_inspected_as_generate_decodes_it(tiny_causal_dir):
+    loaded = load_model(ModelRequest(str(tiny_causal_dir), device="cpu"))
+    design = DESIGN.with_(shots=1, shot_format="turns")
+    shot = Example("s", "#Person1#: hello . #Person2#: hi .", "one person asks")
+    prompt = render_for_model(loaded, design, Example("e", INPUT), [shot], max_new_tokens=8)
+    assert [m["role"] for m in prompt.messages] == ["user", "assistant", "user"]
+    answer, raw_logits, scores = run_generate(loaded, prompt, PENALISED)
+    for step in range(2):
+        view = inspect_step(loaded, prompt, answer, step, PENALISED)
+        assert_close(view.logits, raw_logits[step][0], rtol=1e-4, atol=1e-4)
+        assert_close(view.final.probs, torch.softmax(scores[step][0], dim=-1), rtol=0, atol=1e-5)
+        assert view.chosen.id == answer[step]
