@@ -40,6 +40,40 @@ class PromptSummary:
     updated_at: datetime  # when its newest version was saved
 
 
+@dataclass(frozen=True)
+class UnnamedUse:
+    """An unnamed version (a design experiments ran without naming it) and who ran it."""
+
+    version_id: int
+    design: dict[str, Any]
+    experiment_ids: tuple[int, ...]  # newest first
+    last_used: datetime
+
+
+def unnamed_versions(*, session: Session) -> list[UnnamedUse]:
+    """The unnamed versions experiments point at, the most recently used first."""
+    rows = session.execute(
+        select(PromptVersionRecord.id, ExperimentRecord.id, ExperimentRecord.created_at)
+        .join(ExperimentRecord, ExperimentRecord.prompt_version_id == PromptVersionRecord.id)
+        .where(PromptVersionRecord.prompt_id.is_(None))
+        .order_by(ExperimentRecord.id.desc())
+    ).all()
+    uses: dict[int, tuple[list[int], datetime]] = {}
+    for version_id, experiment_id, created_at in rows:
+        uses.setdefault(version_id, ([], created_at))[0].append(experiment_id)
+    designs = dict(
+        session.execute(
+            select(PromptVersionRecord.id, PromptVersionRecord.design).where(
+                PromptVersionRecord.id.in_(list(uses))
+            )
+        ).all()
+    )
+    return [
+        UnnamedUse(version_id, dict(designs[version_id]), tuple(ids), last_used)
+        for version_id, (ids, last_used) in uses.items()
+    ]
+
+
 def get_prompt(*, session: Session, name: str) -> PromptRecord:
     record = session.scalar(select(PromptRecord).where(PromptRecord.name == name))
     if record is None:

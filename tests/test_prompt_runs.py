@@ -2,6 +2,8 @@
 records (named when its design is exactly that version's, else its design's unnamed one), and
 the summary export naming it. Runs are created, not generated: no model is needed."""
 
+from dataclasses import replace
+
 import pytest
 
 from core.errors import PromptLabError
@@ -104,3 +106,17 @@ def test_unknown_and_repeated_versions_are_refused_with_a_sentence(library):
         sweeps.sweep_from_lists(BASE, [("prompt", "nope")], db_url=library)
     with pytest.raises(PromptLabError, match="lists a value twice"):
         sweeps.sweep_from_lists(BASE, [("prompt", "summarise@2,summarise@best")], db_url=library)
+
+
+def test_the_designs_experiments_ran_unnamed_are_listed_newest_first(library):
+    first = experiments.create(BASE, db_url=library)
+    other = experiments.create(replace(BASE, design=ONE.with_(shots=2)), db_url=library)
+    again = experiments.create(BASE, db_url=library)
+    named = experiments.create(replace(BASE, prompt="summarise@1"), db_url=library)
+    found = versions.unnamed_designs(db_url=library)
+    assert [(u.design, u.experiment_ids) for u in found] == [
+        (ONE, (again, first)),
+        (ONE.with_(shots=2), (other,)),
+    ]
+    assert named not in {i for u in found for i in u.experiment_ids}
+    assert found[0].last_used >= found[1].last_used

@@ -1,8 +1,6 @@
 """The Prompts page's sections: the library's prompts, one prompt's versions, its labels and tags,
 the designs experiments ran unnamed (the forms other pages embed are in prompt_forms)."""
 
-import json
-from dataclasses import dataclass
 from datetime import datetime
 
 import pandas as pd
@@ -10,9 +8,6 @@ import streamlit as st
 
 from core.library import versions as library
 from core.library.versions import PromptSummary, PromptVersion
-from core.prompting.design import PromptDesign
-from storage import queries
-from storage.db import session_scope
 from ui import identity
 from ui.feedback import plain, shown_errors
 from ui.state import kept, key
@@ -145,7 +140,7 @@ def unnamed_versions(names: list[str]) -> None:
         "version of a prompt to give it a name (the design only: experiments of one design "
         "may have run with different settings)."
     )
-    found = unnamed_designs()
+    found = library.unnamed_designs()
     if not found:
         st.caption("None: every experiment so far ran a named version, or there are none.")
         return
@@ -175,32 +170,6 @@ def unnamed_versions(names: list[str]) -> None:
             name, found[picked].design, None, message, actor=identity.actor()
         )
         done(f"Saved {saved.ref}.", saved.name)
-
-
-@dataclass(frozen=True)
-class UnnamedDesign:
-    design: PromptDesign
-    experiment_ids: tuple[int, ...]  # newest first
-    last_used: datetime
-
-
-def unnamed_designs() -> list[UnnamedDesign]:
-    """Each distinct design of the experiments that ran no named version, most recent first.
-    (Until core.library lists unnamed versions itself; read through storage's queries only.)"""
-    groups: dict[str, tuple[dict, list[int], datetime]] = {}
-    with session_scope() as session:
-        records = queries.list_experiments(session=session)  # newest first
-        named = queries.version_labels(session=session, experiment_ids=[r.id for r in records])
-        for record in records:
-            if named.get(record.id):
-                continue
-            content = json.dumps(record.design, sort_keys=True)
-            groups.setdefault(content, (dict(record.design), [], record.created_at))
-            groups[content][1].append(record.id)
-    return [
-        UnnamedDesign(PromptDesign.from_dict(design), tuple(ids), used)
-        for design, ids, used in groups.values()
-    ]
 
 
 def prompt_name_input(prefix: str, names: list[str]) -> str:

@@ -170,6 +170,24 @@ def from_experiment(
     return PromptDesign.from_dict(design), GenerationSettings.from_dict(settings)
 
 
+@dataclass(frozen=True)
+class UnnamedDesign:
+    """A design experiments ran without naming it (its unnamed version), to be named."""
+
+    design: PromptDesign
+    experiment_ids: tuple[int, ...]  # newest first
+    last_used: datetime
+
+
+def unnamed_designs(*, db_url: str | None = None) -> list[UnnamedDesign]:
+    """Each design experiments ran as an unnamed version, the most recently used first."""
+    with session_scope(db_url) as session:
+        uses = prompt_queries.unnamed_versions(session=session)
+    return [
+        UnnamedDesign(PromptDesign.from_dict(u.design), u.experiment_ids, u.last_used) for u in uses
+    ]
+
+
 def _version(session, name: str, record: PromptVersionRecord) -> PromptVersion:
     labels = prompt_queries.prompt_labels(session=session, prompt_id=record.prompt_id)
     return PromptVersion(
