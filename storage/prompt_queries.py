@@ -38,6 +38,8 @@ class PromptSummary:
     created_by: str | None
     created_at: datetime
     updated_at: datetime  # when its newest version was saved
+    latest_message: str = ""  # the newest version's message, and who saved it
+    latest_by: str | None = None
 
 
 @dataclass(frozen=True)
@@ -103,6 +105,8 @@ def list_prompts(*, session: Session) -> list[PromptSummary]:
                 created_by=prompt.created_by,
                 created_at=prompt.created_at,
                 updated_at=latest.created_at if latest else prompt.created_at,
+                latest_message=latest.message if latest else "",
+                latest_by=latest.created_by if latest else None,
             )
         )
     return summaries

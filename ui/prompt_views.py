@@ -43,15 +43,14 @@ def prompt_list() -> list[PromptSummary]:
         return []
     rows = []
     for summary in summaries:
-        latest = library.get_version(summary.name)
         rows.append(
             {
                 "name": summary.name,
                 "versions": summary.versions,
                 "labels": labels_text(summary.labels),
-                "latest message": latest.message,
-                "by": latest.created_by or "",
-                "saved": when(latest.created_at),
+                "latest message": summary.latest_message,
+                "by": summary.latest_by or "",
+                "saved": when(summary.updated_at),
             }
         )
     st.dataframe(pd.DataFrame(rows), hide_index=True)
