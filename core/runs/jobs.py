@@ -88,11 +88,15 @@ def start_run(
 
 
 def start_sweep(
-    sweep: sweeps.Sweep, *, db_url: str | None = None, actor: Actor | None = None
+    sweep: sweeps.Sweep,
+    *,
+    db_url: str | None = None,
+    actor: Actor | None = None,
+    origin: str = "experiment",  # or "playground" (storage.schema.ORIGINS)
 ) -> Job:
     """Create the study and its experiments now, then run them one after another."""
     actor = _with_room(actor)
-    study_id, ids = sweeps.create_sweep(sweep, db_url=db_url, actor=actor)
+    study_id, ids = sweeps.create_sweep(sweep, db_url=db_url, actor=actor, origin=origin)
     title = sweep.name or f"Study {study_id} ({' × '.join(sweep.variations) or 'one run'})"
     return _launch(title, ids, db_url, actor, study_id=study_id)
 

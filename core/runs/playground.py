@@ -4,6 +4,7 @@ so that it can be found, re-run, compared and exported like any other."""
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 
 from core.datasets.data import Example
 from core.errors import PromptLabError
@@ -64,6 +65,7 @@ def store_run(
     *,
     db_url: str | None = None,
     actor: Actor | None = None,  # who ran it; None: the local user
+    study_id: int | None = None,
 ) -> int:
     """Store one streamed run as a completed experiment (scored when there is a reference),
     marked as the Playground's, so that the list hides it unless asked."""
@@ -77,9 +79,46 @@ def store_run(
                 created_by=(actor or local_actor()).name,
             )
     experiment_id = experiments.create(
-        spec, db_url=db_url, example_keys=[example.id], origin=ORIGIN, actor=actor
+        spec,
+        db_url=db_url,
+        example_keys=[example.id],
+        origin=ORIGIN,
+        actor=actor,
+        study_id=study_id,
     )
     experiments.record_outputs(
         experiment_id, spec, [(example, prompt, output)], loaded, db_url=db_url
     )
     return experiment_id
+
+
+def store_variants(
+    specs: Sequence[experiments.RunSpec],
+    example: Example,
+    runs: Sequence[tuple[RenderedPrompt, Output]],
+    loaded: LoadedModel,
+    *,
+    name: str = "Playground variants",
+    db_url: str | None = None,
+    actor: Actor | None = None,
+) -> tuple[int, list[int]]:
+    """Variants run side by side on one input, stored as one small study: an experiment per
+    variant (each spec's label names it), in order. Returns (study, experiments)."""
+    if not specs or len(specs) != len(runs):
+        raise PromptLabError("Each variant needs its answer to be stored.")
+    actor = actor or local_actor()
+    with session_scope(db_url) as session:
+        study_id = queries.create_study(
+            session=session,
+            name=name,
+            base_spec=specs[0].to_dict(),
+            variations={"variant": [spec.label for spec in specs]},
+            created_by=actor.name,
+        )
+    ids = [
+        store_run(
+            spec, example, prompt, output, loaded, db_url=db_url, actor=actor, study_id=study_id
+        )
+        for spec, (prompt, output) in zip(specs, runs, strict=True)
+    ]
+    return study_id, ids

@@ -21,6 +21,7 @@ from storage.db import session_scope
 # A sweep dimension: which part of the spec it changes, and the name there.
 DIMENSIONS: dict[str, tuple[str, str]] = {
     "prompt": ("prompt", "prompt"),  # saved prompt versions: name@2, name@best (see PromptChoice)
+    "variant": ("variant", "variant"),  # whole designs with their settings (see VariantChoice)
     "shots": ("design", "shots"),
     "selection": ("design", "selection"),  # first, random, ids, similar or mmr
     "selection_seed": ("design", "selection_seed"),
@@ -53,6 +54,20 @@ class PromptChoice:
         return self.ref
 
 
+@dataclass(frozen=True)
+class VariantChoice:
+    """A whole variant as a sweep value, e.g. a column of the Playground: its name, design and
+    settings, and the saved version it started from, if any."""
+
+    name: str
+    design: PromptDesign
+    settings: GenerationSettings
+    prompt: str | None = None  # name@N, recorded while the design is still that version's
+
+    def __str__(self) -> str:
+        return self.name
+
+
 def resolve_prompts(refs: Sequence[str], *, db_url: str | None = None) -> tuple[PromptChoice, ...]:
     """Each reference (name, name@3, name@best) read from the library, as sweep values."""
     chosen = []
@@ -82,14 +97,14 @@ class Sweep:
 
     def expand(self) -> list[RunSpec]:
         """One spec per combination, in order, each labelled with what it changes."""
-        # A prompt version sets the whole design first; the other dimensions change it after.
-        keys = sorted(self.variations, key=lambda k: k != "prompt")
+        # A variant or a prompt version sets the whole design first; the others change it after.
+        keys = sorted(self.variations, key=lambda k: k not in ("variant", "prompt"))
         specs = []
         for combo in itertools.product(*(self.variations[k] for k in keys)):
             spec = self.base
             for key, value in zip(keys, combo, strict=True):
                 spec = vary(spec, key, value)
-            label = ", ".join(f"{k}={_show(k, v)}" for k, v in zip(keys, combo, strict=True))
+            label = ", ".join(_named(k, v) for k, v in zip(keys, combo, strict=True))
             specs.append(replace(spec, label=label or self.base.label))
         return specs
 
@@ -102,6 +117,10 @@ def vary(spec: RunSpec, key: str, value: Any) -> RunSpec:
             raise PromptLabError("A prompt to sweep over must be read from the library first.")
         settings = value.settings or spec.settings
         return replace(spec, design=value.design, settings=settings, prompt=value.ref)
+    if key == "variant":
+        if not isinstance(value, VariantChoice):
+            raise PromptLabError("A variant to sweep over needs its design and settings.")
+        return replace(spec, design=value.design, settings=value.settings, prompt=value.prompt)
     if key == "temperature":
         if value == 0:  # a temperature of 0 is how people write "greedy"
             return replace(spec, settings=spec.settings.with_(do_sample=False, temperature=1.0))
@@ -116,6 +135,11 @@ def vary(spec: RunSpec, key: str, value: Any) -> RunSpec:
     if part == "settings":
         return replace(spec, settings=spec.settings.with_(**{name: value}))
     return replace(spec, model=replace(spec.model, model_id=str(value)))
+
+
+def _named(key: str, value: Any) -> str:
+    """How a sweep value names its experiment: a variant by its own name, the rest key=value."""
+    return str(value) if key == "variant" else f"{key}={_show(key, value)}"
 
 
 def _show(key: str, value: Any) -> str:
@@ -150,7 +174,11 @@ def run_sweep(
 
 
 def create_sweep(
-    sweep: Sweep, *, db_url: str | None = None, actor: Actor | None = None
+    sweep: Sweep,
+    *,
+    db_url: str | None = None,
+    actor: Actor | None = None,
+    origin: str = "experiment",  # or "playground": variants tried there on a few examples
 ) -> tuple[int, list[int]]:
     """The study and all its experiments, pending, up front and on one set of examples;
     `actor`'s (None: the local user's)."""
@@ -166,14 +194,18 @@ def create_sweep(
             created_by=(actor or local_actor()).name,
         )
     ids = [
-        experiments.create(spec, db_url=db_url, study_id=study_id, example_keys=keys, actor=actor)
+        experiments.create(
+            spec, db_url=db_url, study_id=study_id, example_keys=keys, actor=actor, origin=origin
+        )
         for spec in specs
     ]
     return study_id, ids
 
 
 def _stored(value: Any) -> Any:
-    return str(value) if isinstance(value, PromptChoice) else value
+    """A sweep value as the study keeps it: a version by its ref, a variant by its name (each
+    experiment's spec holds the whole design)."""
+    return str(value) if isinstance(value, PromptChoice | VariantChoice) else value
 
 
 def _default_name(sweep: Sweep) -> str:
