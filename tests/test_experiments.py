@@ -133,6 +133,7 @@ def test_sweep_expands_every_combination_with_a_label(spec):
     "lists, message",
     [
         ([("colour", "1,2")], "Cannot sweep over colour"),
+        ([("variant", "A,B")], "Cannot sweep over variant by typing values"),
         ([("shots", "1,x")], "shots takes int values"),
         ([("shots", "1,1")], "lists a value twice"),
         ([("temperature", "-1")], "temperature must be > 0"),

@@ -126,7 +126,7 @@ def sweep_inputs() -> tuple[list[str], list[tuple[str, str]]]:
     """The options a sweep varies, and the values typed for each."""
     varied = st.multiselect(
         "Vary",
-        list(sweeps.DIMENSIONS),
+        list(sweeps.TYPED_DIMENSIONS),
         **kept(PAGE, "vary"),
         help="Every combination of the values becomes one experiment.",
     )

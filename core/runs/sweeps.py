@@ -41,6 +41,9 @@ DIMENSIONS: dict[str, tuple[str, str]] = {
     "model": ("model", "model_id"),
 }
 
+# What can be typed as a list of values (a variant is made in the Playground, not typed).
+TYPED_DIMENSIONS = tuple(key for key in DIMENSIONS if key != "variant")
+
 
 @dataclass(frozen=True)
 class PromptChoice:
@@ -216,8 +219,10 @@ def _default_name(sweep: Sweep) -> str:
 def parse_values(key: str, text: str, *, db_url: str | None = None) -> tuple[Any, ...]:
     """Values from a comma-separated list, typed for the dimension ('0,1,3' → (0, 1, 3));
     prompt references are read from the library in `db_url`."""
-    if key not in DIMENSIONS:
-        raise PromptLabError(f"Cannot sweep over {key}; choose from {', '.join(DIMENSIONS)}.")
+    if key not in TYPED_DIMENSIONS:
+        raise PromptLabError(
+            f"Cannot sweep over {key} by typing values; choose from {', '.join(TYPED_DIMENSIONS)}."
+        )
     raw = [part.strip() for part in text.split(",") if part.strip()]
     if not raw:
         raise PromptLabError(f"No values given for {key}.")
