@@ -96,3 +96,22 @@ def test_variants_run_on_one_input_are_stored_as_one_small_study(db, tiny_causal
     assert len(three.shot_ids) + len(three.dropped_shot_ids) == 3
     with pytest.raises(PromptLabError, match="needs its answer"):
         playground.store_variants(specs, example, runs[:1], loaded, db_url=db)
+
+
+def test_variants_become_typed_sweep_values_when_all_they_differ_in_can_be_typed():
+    sampled = VariantChoice(
+        "C", ZERO.design.with_(shots=1), ZERO.settings.with_(do_sample=True, temperature=0.7)
+    )
+    assert sweeps.as_typed_lists([ZERO, sampled]) == {"shots": "0, 1", "temperature": "0, 0.7"}
+    assert sweeps.as_typed_lists([ZERO, THREE]) == {
+        "shots": "0, 3",
+        "shot_format": "inline, turns",
+        "max_new_tokens": "4, 6",
+        "seed": "0, 2",
+    }
+    worded = VariantChoice("D", ZERO.design.with_(instruction="Sum up, briefly."), ZERO.settings)
+    with pytest.raises(PromptLabError, match="differ in instruction"):
+        sweeps.as_typed_lists([ZERO, worded])  # a comma: not typeable as a list
+    spaced = VariantChoice("E", ZERO.design.with_(separator="\n"), ZERO.settings)
+    with pytest.raises(PromptLabError, match="differ in separator"):
+        sweeps.as_typed_lists([ZERO, spaced])

@@ -52,8 +52,9 @@ class Source:
     chosen: Example | None = None
 
 
-def sidebar() -> Setup:
-    """The sidebar: the model field, the backend and the generation settings."""
+def sidebar(*, with_settings: bool = True) -> Setup:
+    """The sidebar: the model field, the backend and (unless each variant has its own, side by
+    side) the generation settings."""
     with st.sidebar:
         st.header("Model")
         load_pressed, loaded_note = model_choice.model_field(PAGE)
@@ -61,10 +62,11 @@ def sidebar() -> Setup:
         with shown_errors():
             endpoint = served_inputs.backend_inputs(PAGE, one_request=True)
             backend_ready = True
-        st.header("Generation")
         settings = None
-        with shown_errors():
-            settings = widgets.settings_inputs(PAGE)
+        if with_settings:
+            st.header("Generation")
+            with shown_errors():
+                settings = widgets.settings_inputs(PAGE)
     return Setup(load_pressed, loaded_note, endpoint, backend_ready, settings)
 
 
@@ -80,6 +82,13 @@ def input_and_design() -> tuple[Source | None, PromptDesign | None]:
             st.subheader("Prompt design")
             design = widgets.design_inputs(PAGE, source.data.pool)
     return source, design
+
+
+def shared_input() -> Source | None:
+    """The input every variant side by side runs on; None if it could not be had."""
+    with shown_errors():
+        return input_choice(dataset_names())
+    return None
 
 
 def dataset_names() -> list[str]:
@@ -139,10 +148,14 @@ def chosen_example(data: Dataset) -> Example:
     return chosen
 
 
+def has_input(source: Source | None) -> bool:
+    return source is not None and (source.typed or source.chosen is not None)
+
+
 def ready(setup: Setup, source: Source | None, design: PromptDesign | None) -> bool:
     """Whether everything the prompt needs was filled in without an error."""
-    has_input = source is not None and (source.typed or source.chosen is not None)
-    return setup.backend_ready and setup.settings is not None and design is not None and has_input
+    ready_to_run = setup.backend_ready and setup.settings is not None and design is not None
+    return ready_to_run and has_input(source)
 
 
 def prompt_and_run(setup: Setup, source: Source, design: PromptDesign) -> None:

@@ -7,6 +7,7 @@ from typing import Any
 import streamlit as st
 
 from core.datasets.data import Example
+from core.errors import PromptLabError
 from core.generation.settings import GenerationSettings
 from core.prompting.design import PRESETS, PromptDesign
 from core.prompting.escapes import escape_field, read_field
@@ -164,6 +165,24 @@ def design_inputs(page: str, pool: Sequence[Example]) -> PromptDesign:
             **kept(page, "fit_policy"),
         )
     return _design(page)
+
+
+def current_design(page: str) -> PromptDesign:
+    """The design `page`'s widgets hold now (PromptLabError if it is not valid)."""
+    if key(page, "instruction") not in st.session_state:
+        return PRESETS["instruction"]
+    return _design(page)
+
+
+def current_settings(page: str) -> GenerationSettings:
+    """The settings `page`'s widgets hold now; the page's defaults before they were drawn, or
+    while they hold a combination that is not valid."""
+    if key(page, "max_new_tokens") not in st.session_state:
+        return GenerationSettings(max_new_tokens=96)
+    try:
+        return _settings(page)
+    except PromptLabError:
+        return GenerationSettings(max_new_tokens=96)
 
 
 def _design(page: str) -> PromptDesign:

@@ -93,10 +93,13 @@ def start_sweep(
     db_url: str | None = None,
     actor: Actor | None = None,
     origin: str = "experiment",  # or "playground" (storage.schema.ORIGINS)
+    example_keys: Sequence[str] | None = None,  # None: the base spec's slice of its dataset
 ) -> Job:
     """Create the study and its experiments now, then run them one after another."""
     actor = _with_room(actor)
-    study_id, ids = sweeps.create_sweep(sweep, db_url=db_url, actor=actor, origin=origin)
+    study_id, ids = sweeps.create_sweep(
+        sweep, db_url=db_url, actor=actor, origin=origin, example_keys=example_keys
+    )
     title = sweep.name or f"Study {study_id} ({' × '.join(sweep.variations) or 'one run'})"
     return _launch(title, ids, db_url, actor, study_id=study_id)
 

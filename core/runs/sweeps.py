@@ -71,6 +71,39 @@ class VariantChoice:
         return self.name
 
 
+def as_typed_lists(choices: Sequence[VariantChoice]) -> dict[str, str]:
+    """The variants as typed sweep values (dimension -> "v1, v2"), when everything in which they
+    differ is a dimension that can be typed; PromptLabError naming what is not. A sweep runs
+    every combination of those values, which may be more experiments than there are variants."""
+    designs = [c.design.to_dict() for c in choices]
+    settings = [c.settings.to_dict() for c in choices]
+    lists: dict[str, list[Any]] = {}
+    cannot = []
+    for part, rows in (("design", designs), ("settings", settings)):
+        for name in rows[0]:
+            values = [row.get(name) for row in rows]
+            if len({repr(v) for v in values}) == 1:
+                continue
+            if part == "settings" and name in ("do_sample", "temperature"):
+                temperature = [
+                    row["temperature"] if row["do_sample"] else 0 for row in settings
+                ]  # a temperature of 0 is greedy, as a sweep takes it
+                lists["temperature"] = temperature
+            elif DIMENSIONS.get(name) == (part, name) and name in TYPED_DIMENSIONS:
+                lists[name] = values
+            else:
+                cannot.append(name)
+    texts = {k: [str(v) for v in dict.fromkeys(values)] for k, values in lists.items()}
+    cannot += [k for k, values in texts.items() if any("," in v for v in values)]
+    if cannot:
+        raise PromptLabError(
+            f"The variants differ in {', '.join(dict.fromkeys(cannot))}, which a sweep typed in "
+            "the Experiments form cannot vary (or whose values hold commas); open the study in "
+            "Compare instead."
+        )
+    return {k: ", ".join(values) for k, values in texts.items()}
+
+
 def resolve_prompts(refs: Sequence[str], *, db_url: str | None = None) -> tuple[PromptChoice, ...]:
     """Each reference (name, name@3, name@best) read from the library, as sweep values."""
     chosen = []
@@ -182,12 +215,15 @@ def create_sweep(
     db_url: str | None = None,
     actor: Actor | None = None,
     origin: str = "experiment",  # or "playground": variants tried there on a few examples
+    example_keys: Sequence[str] | None = None,  # None: the base spec's slice of its dataset
 ) -> tuple[int, list[int]]:
     """The study and all its experiments, pending, up front and on one set of examples;
     `actor`'s (None: the local user's)."""
     specs = sweep.expand()
-    dataset = experiments.get_dataset(sweep.base.dataset, db_url=db_url)
-    keys = [ex.id for ex in experiments.examples_for(sweep.base, dataset)[0]]
+    keys = list(example_keys or ())
+    if example_keys is None:
+        dataset = experiments.get_dataset(sweep.base.dataset, db_url=db_url)
+        keys = [ex.id for ex in experiments.examples_for(sweep.base, dataset)[0]]
     with session_scope(db_url) as session:
         study_id = queries.create_study(
             session=session,

@@ -1,0 +1,190 @@
+"""The Playground's variants side by side: one input for all the columns (variant_columns), Run
+all streaming each answer into its column, then the scores with the best marked and a word diff
+of each answer; stored as one small study. Trying them on more examples is variant_trials'."""
+
+from collections.abc import Callable
+from dataclasses import replace
+
+import streamlit as st
+
+from core.datasets.data import Example
+from core.errors import PromptLabError
+from core.evaluation.scoring import RougeOptions, score_rouge
+from core.evaluation.word_diff import diff_html, word_diff
+from core.generation.local import generate_lock
+from core.generation.streaming import TokenStream
+from core.models.registry import LoadedModel, hold
+from core.runs import playground
+from storage.queries import ROUGE_COLUMNS
+from ui import identity, model_choice, variant_columns
+from ui.feedback import plain, shown_errors
+from ui.playground_views import PAGE, Setup, Source, has_input, run_spec, shared_input, sidebar
+from ui.state import kept
+from ui.variant_columns import RESULTS, Column, add_button, pages
+
+STOPPED = "playground.columns.stopped"
+DIFF_AGAINST = ("the reference", "column A")
+
+
+def side_by_side(then: Callable[[Setup, Source, list[Column]], None]) -> None:
+    """The Playground with variants: the model in the sidebar, one input, the columns; `then`
+    (trying them on more examples) follows when they can run."""
+    setup = sidebar(with_settings=False)
+    source = shared_input()
+    add_button(pages()[-1])
+    if setup.backend_ready and has_input(source):
+        with shown_errors():
+            shown = variants(setup, source)
+            then(setup, source, shown)
+
+
+def variants(setup: Setup, source: Source) -> list[Column]:
+    """The columns, Run all and Stop, and the last Run all's answers under their columns."""
+    example = (
+        playground.typed_example(source.text, source.reference) if source.typed else source.chosen
+    )
+    endpoint = setup.endpoint
+    loaded = model_choice.model_in_use(PAGE, load=setup.load_pressed, served=endpoint is not None)
+    model_choice.show_loaded(PAGE, setup.loaded_note, loaded)
+    shown = [
+        variant_columns.column(holder, page, source, example, loaded, endpoint)
+        for holder, page in zip(st.columns(len(pages())), list(pages()), strict=True)
+    ]
+    runnable = [c for c in shown if c.ready]
+    run = st.button(
+        "Run all",
+        type="primary",
+        disabled=not runnable,
+        shortcut="ctrl+enter",
+        help="Each variant's answer in turn, streamed into its column (Ctrl/Cmd+Enter).",
+    )
+    if st.session_state.pop(STOPPED, False):
+        st.info("Stopped: the answers were cut short and not stored.")
+    boxes = [
+        holder.container(key=f"variant-output-{i}")
+        for i, holder in enumerate(st.columns(len(shown)))
+    ]
+    if run:
+        st.session_state.pop(RESULTS, None)
+        _run_all(setup, source, example, loaded, shown, boxes)
+    if last := st.session_state.get(RESULTS):
+        _show_results(last, shown, boxes, example)
+    return shown
+
+
+def _run_all(setup, source, example, loaded, shown, boxes) -> None:
+    """Each runnable variant in turn; Stop (or any click, or leaving) ends every stream and
+    stores nothing. The finished answers are stored as one study."""
+    stop = st.empty()
+    stop.button("Stop", key="playground.stop_all", on_click=_note_stopped)
+    request = model_choice.request_of(PAGE, loaded)
+    specs, runs, outcomes = [], [], {}
+    for column, box in zip(shown, boxes, strict=True):
+        if not column.ready:
+            with box:
+                st.caption(plain(f"{column.name} did not run: see its column."))
+            continue
+        with box:
+            stream = _stream(setup.endpoint, request, loaded, column)
+        spec = run_spec(setup, source, column.design, request)
+        spec = replace(
+            spec, settings=column.settings, label=column.name, prompt=column.choice().prompt
+        )
+        specs.append(spec)
+        runs.append((column.prompt, stream.result))
+        outcomes[column.page] = dict(out=stream.result, counted_here=stream.counted_here)
+    stop.empty()
+    study_id, ids = playground.store_variants(
+        specs,
+        example,
+        runs,
+        loaded,
+        name=f"Playground: {', '.join(s.label for s in specs)}",
+        actor=identity.actor(),
+    )
+    for outcome, experiment_id in zip(outcomes.values(), ids, strict=True):
+        outcome["id"] = experiment_id
+        outcome["scores"] = _scores(outcome["out"].text, example.reference)
+    st.session_state[RESULTS] = dict(study=study_id, outcomes=outcomes)
+
+
+def _stream(endpoint, request, loaded: LoadedModel, column: Column):
+    shown, box = "", st.empty()
+    if endpoint is None:
+        with hold(request) as held:
+            if generate_lock.locked():
+                box.caption("Waiting for the batch another run is generating…")
+            stream = TokenStream(held, column.prompt, column.settings)
+            try:
+                for piece in stream:
+                    shown += piece
+                    box.text(shown)
+            finally:  # a rerun interrupts the loop: generation must end with it
+                stream.close()
+    else:
+        box.caption(f"Waiting for {endpoint.base_url}…")
+        stream = playground.served_answer(
+            endpoint, loaded, column.prompt, column.settings, column.design
+        )
+        for piece in stream:
+            shown += piece
+            box.text(shown)
+    if stream.result is None:
+        raise PromptLabError(f"{column.name}: generation ended without an answer.")
+    box.empty()
+    return stream
+
+
+def _note_stopped() -> None:
+    st.session_state[STOPPED] = True
+
+
+def _scores(text: str, reference: str | None) -> dict[str, float]:
+    if not reference:
+        return {}
+    report = score_rouge([text], [reference], options=RougeOptions.lab())
+    return {name: agg.mean for name, agg in report.aggregates.items()}
+
+
+def _show_results(last: dict, shown: list[Column], boxes, example: Example) -> None:
+    """Each answer under its column: how it ended, its scores (the best marked), and a word
+    diff against the reference or column A's answer."""
+    outcomes = last["outcomes"]
+    against = st.radio("Word diff against", DIFF_AGAINST, horizontal=True,
+                       **kept(PAGE, "diff_against"))  # fmt: skip
+    first = next((outcomes[c.page] for c in shown if c.page in outcomes), None)
+    best = _best(outcomes)
+    for column, box in zip(shown, boxes, strict=True):
+        outcome = outcomes.get(column.page)
+        if outcome is None:
+            continue
+        out = outcome["out"]
+        with box:
+            st.markdown(
+                f"**{plain(column.name)}**" + (" · best ROUGE-L" if column.page == best else "")
+            )
+            base = example.reference if against == DIFF_AGAINST[0] else first["out"].text
+            if base:
+                st.html(diff_html(word_diff(base, out.text), side="b"))
+            else:
+                st.text(out.text)
+            counted = " (counted here)" if outcome["counted_here"] else ""
+            st.caption(
+                f"{out.new_tokens} new tokens{counted}, finished by {out.finish_reason}, "
+                f"{out.latency_s:.1f} s; experiment {outcome['id']}."
+            )
+            for name in ROUGE_COLUMNS:
+                if name in outcome["scores"]:
+                    st.metric(name, f"{outcome['scores'][name]:.4f}")
+            if not outcome["scores"]:
+                st.caption("No reference to score against.")
+    st.caption(f"Stored as study {last['study']}: open it in Compare, or try the variants on "
+               "more examples below.")  # fmt: skip
+
+
+def _best(outcomes: dict) -> str | None:
+    """The page of the variant with the highest ROUGE-L, when there are two or more scored."""
+    scored = {page: o["scores"]["rougeL"] for page, o in outcomes.items() if o["scores"]}
+    if len(scored) < 2 or len(set(scored.values())) == 1:
+        return None
+    return max(scored, key=scored.get)
