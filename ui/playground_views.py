@@ -52,18 +52,19 @@ class Source:
     chosen: Example | None = None
 
 
-def sidebar(*, with_settings: bool = True) -> Setup:
-    """The sidebar: the model field, the backend and (unless each variant has its own, side by
-    side) the generation settings."""
+def sidebar(*, one_prompt: bool = True) -> Setup:
+    """The sidebar: the model field and, for one prompt (variants side by side have their own
+    in their columns), the backend and the generation settings."""
     with st.sidebar:
         st.header("Model")
         load_pressed, loaded_note = model_choice.model_field(PAGE)
-        endpoint, backend_ready = None, False
-        with shown_errors():
-            endpoint = served_inputs.backend_inputs(PAGE, one_request=True)
-            backend_ready = True
+        endpoint, backend_ready = None, not one_prompt
+        if one_prompt:
+            with shown_errors():
+                endpoint = served_inputs.backend_inputs(PAGE, one_request=True)
+                backend_ready = True
         settings = None
-        if with_settings:
+        if one_prompt:
             st.header("Generation")
             with shown_errors():
                 settings = widgets.settings_inputs(PAGE)

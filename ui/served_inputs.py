@@ -93,7 +93,11 @@ def backend_inputs(page: str, *, one_request: bool = False) -> Endpoint | None:
         **many,
     )
     endpoint.check_policy()  # the operator's hosts and key variables, said before any request
-    if st.button("Test connection", help="Asks the server which models it serves."):
+    if st.button(
+        "Test connection",
+        key=f"{page}.test_connection",
+        help="Asks the server which models it serves.",
+    ):
         try:
             names = served.probe(endpoint)
         except PromptLabError as exc:

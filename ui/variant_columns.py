@@ -11,6 +11,7 @@ from core.generation.settings import GenerationSettings
 from core.prompting.design import PromptDesign, RenderedPrompt
 from core.prompting.rendering import render_for_model
 from core.runs.sweeps import VariantChoice
+from core.served.endpoint import Endpoint
 from ui import prompt_forms, served_inputs, widgets
 from ui.feedback import plain, shown_errors
 from ui.playground_views import PAGE, Source
@@ -33,6 +34,7 @@ class Column:
     design: PromptDesign | None = None
     settings: GenerationSettings | None = None
     prompt: RenderedPrompt | None = None
+    endpoint: Endpoint | None = None  # None: the shared local model
     blocked: bool = False  # what it asks cannot be had: it does not run, the others do
 
     @property
@@ -42,7 +44,7 @@ class Column:
     def choice(self) -> VariantChoice:
         started = st.session_state.get(prompt_forms.STARTED + self.page)
         ref = started.ref if started is not None and started.design == self.design else None
-        return VariantChoice(self.name, self.design, self.settings, ref)
+        return VariantChoice(self.name, self.design, self.settings, ref, self.endpoint)
 
 
 def pages() -> list[str]:
@@ -67,8 +69,24 @@ def add_variant(source_page: str) -> None:
     except PromptLabError:  # the copied design is not valid yet: start from the default
         pass
     widgets.fill_settings(page, widgets.current_settings(source_page))
+    _copy_backend(source_page, page)
     st.session_state[key(page, "variant_name")] = _free_name(columns)
     columns.append(page)
+
+
+def _copy_backend(source_page: str, page: str) -> None:
+    """The backend widgets' values (local, or an endpoint and its options) copied over."""
+    prefix = key(source_page, "")
+    for name in [k for k in st.session_state if isinstance(k, str) and k.startswith(prefix)]:
+        rest = name[len(prefix) :]
+        if rest == "backend" or rest.startswith("endpoint."):
+            st.session_state[key(page, rest)] = st.session_state[name]
+
+
+def served_only() -> bool:
+    """Whether every column generates on a served endpoint (then no local weights are needed)."""
+    chosen = [st.session_state.get(key(p, "backend"), served_inputs.LOCAL) for p in pages()]
+    return all(c == served_inputs.SERVED for c in chosen)
 
 
 def add_button(source_page: str = PAGE) -> None:
@@ -115,7 +133,7 @@ def _move(page: str, step: int) -> None:
     columns[at], columns[to] = columns[to], columns[at]
 
 
-def column(holder, page: str, source: Source, example, loaded, endpoint) -> Column:
+def column(holder, page: str, source: Source, example, loaded) -> Column:
     """One variant's column: its name and moves, a saved version to start from, its design and
     settings, its exact prompt (collapsed) and context bar, and Save as version."""
     column = Column(page, name_of(page))
@@ -131,6 +149,12 @@ def column(holder, page: str, source: Source, example, loaded, endpoint) -> Colu
                      disabled=at == len(pages()) - 1, help="Move right")  # fmt: skip
         cut.button("✕", key=f"{page}.remove", on_click=_remove, args=(page,), help="Remove")
         column.name = name_of(page) or LETTERS[at]
+        with st.expander("Backend"):
+            try:
+                column.endpoint = served_inputs.backend_inputs(page, one_request=True)
+            except PromptLabError as exc:
+                st.error(plain(str(exc)))
+                column.blocked = True
         with st.expander("Start from a saved version"):
             prompt_forms.start_from_version(page)
         with shown_errors(), st.expander("Prompt design", expanded=True):
@@ -155,10 +179,10 @@ def column(holder, page: str, source: Source, example, loaded, endpoint) -> Colu
             st.warning(plain(note))
         with st.expander(f"Exact prompt sent ({column.prompt.prompt_tokens} tokens)"):
             coloured_prompt(column.prompt)
-        if endpoint is not None:
-            column.blocked = served_inputs.endpoint_problems(
+        if column.endpoint is not None:
+            column.blocked = column.blocked or served_inputs.endpoint_problems(
                 column.settings,
-                endpoint,
+                column.endpoint,
                 use_chat_template=column.design.use_chat_template,
                 token_confidence=False,
             )

@@ -15,7 +15,7 @@ from core.runs import jobs, sweeps
 from core.runs.experiments import RunSpec
 from core.runs.sweeps import Sweep
 from storage.db import session_scope
-from ui import identity, jobs_panel, model_choice, run_form
+from ui import identity, jobs_panel, model_choice, run_form, variant_columns
 from ui.compare_views import show_example
 from ui.feedback import plain
 from ui.playground_views import PAGE, Setup, Source
@@ -64,12 +64,11 @@ def try_on_examples(setup: Setup, source: Source, shown: list[Column]) -> None:
 
 
 def _start(setup: Setup, source: Source, runnable: list[Column], keys: list[str]) -> None:
-    loaded = model_choice.model_in_use(PAGE, load=False, served=setup.endpoint is not None)
+    loaded = model_choice.model_in_use(PAGE, load=False, served=variant_columns.served_only())
     base = RunSpec(
         dataset=source.dataset_name,
         split="eval",
         model=model_choice.request_of(PAGE, loaded),
-        endpoint=setup.endpoint,
     )
     names = ", ".join(c.name for c in runnable)
     sweep = Sweep(

@@ -2,6 +2,9 @@
 all streaming each answer into its column, then the scores with the best marked and a word diff
 of each answer; stored as one small study. Trying them on more examples is variant_trials'."""
 
+import logging
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import replace
 
@@ -22,6 +25,7 @@ from ui.playground_views import PAGE, Setup, Source, has_input, run_spec, shared
 from ui.state import kept
 from ui.variant_columns import RESULTS, Column, add_button, pages
 
+log = logging.getLogger(__name__)
 STOPPED = "playground.columns.stopped"
 DIFF_AGAINST = ("the reference", "column A")
 
@@ -29,7 +33,7 @@ DIFF_AGAINST = ("the reference", "column A")
 def side_by_side(then: Callable[[Setup, Source, list[Column]], None]) -> None:
     """The Playground with variants: the model in the sidebar, one input, the columns; `then`
     (trying them on more examples) follows when they can run."""
-    setup = sidebar(with_settings=False)
+    setup = sidebar(one_prompt=False)
     source = shared_input()
     add_button(pages()[-1])
     if setup.backend_ready and has_input(source):
@@ -43,11 +47,12 @@ def variants(setup: Setup, source: Source) -> list[Column]:
     example = (
         playground.typed_example(source.text, source.reference) if source.typed else source.chosen
     )
-    endpoint = setup.endpoint
-    loaded = model_choice.model_in_use(PAGE, load=setup.load_pressed, served=endpoint is not None)
+    loaded = model_choice.model_in_use(
+        PAGE, load=setup.load_pressed, served=variant_columns.served_only()
+    )
     model_choice.show_loaded(PAGE, setup.loaded_note, loaded)
     shown = [
-        variant_columns.column(holder, page, source, example, loaded, endpoint)
+        variant_columns.column(holder, page, source, example, loaded)
         for holder, page in zip(st.columns(len(pages())), list(pages()), strict=True)
     ]
     runnable = [c for c in shown if c.ready]
@@ -73,66 +78,122 @@ def variants(setup: Setup, source: Source) -> list[Column]:
 
 
 def _run_all(setup, source, example, loaded, shown, boxes) -> None:
-    """Each runnable variant in turn; Stop (or any click, or leaving) ends every stream and
-    stores nothing. The finished answers are stored as one study."""
+    """The variants on served endpoints at once, then those on the local model in turn; Stop
+    (or any click, or leaving) ends every stream and stores nothing. A variant whose endpoint
+    fails says so in its column; the finished answers are stored as one study."""
     stop = st.empty()
     stop.button("Stop", key="playground.stop_all", on_click=_note_stopped)
     request = model_choice.request_of(PAGE, loaded)
-    specs, runs, outcomes = [], [], {}
+    ready = {c.page: (c, box) for c, box in zip(shown, boxes, strict=True) if c.ready}
     for column, box in zip(shown, boxes, strict=True):
-        if not column.ready:
+        if column.page not in ready:
+            box.caption(plain(f"{column.name} did not run: see its column."))
+    served = [pair for pair in ready.values() if pair[0].endpoint is not None]
+    streams = _served_at_once(loaded, served)
+    for column, box in ready.values():
+        if column.endpoint is None:
             with box:
-                st.caption(plain(f"{column.name} did not run: see its column."))
-            continue
-        with box:
-            stream = _stream(setup.endpoint, request, loaded, column)
-        spec = run_spec(setup, source, column.design, request)
-        spec = replace(
-            spec, settings=column.settings, label=column.name, prompt=column.choice().prompt
-        )
-        specs.append(spec)
-        runs.append((column.prompt, stream.result))
-        outcomes[column.page] = dict(out=stream.result, counted_here=stream.counted_here)
+                streams[column.page] = _local(request, column)
     stop.empty()
+    done = [c for c in shown if streams.get(c.page) is not None]
+    if not done:
+        return
+    specs = [
+        replace(
+            run_spec(setup, source, c.design, request),
+            settings=c.settings,
+            label=c.name,
+            prompt=c.choice().prompt,
+            endpoint=c.endpoint,
+        )
+        for c in done
+    ]
     study_id, ids = playground.store_variants(
         specs,
         example,
-        runs,
+        [(c.prompt, streams[c.page].result) for c in done],
         loaded,
         name=f"Playground: {', '.join(s.label for s in specs)}",
         actor=identity.actor(),
     )
-    for outcome, experiment_id in zip(outcomes.values(), ids, strict=True):
-        outcome["id"] = experiment_id
-        outcome["scores"] = _scores(outcome["out"].text, example.reference)
+    outcomes = {
+        c.page: dict(
+            out=streams[c.page].result,
+            counted_here=streams[c.page].counted_here,
+            id=experiment_id,
+            scores=_scores(streams[c.page].result.text, example.reference),
+        )
+        for c, experiment_id in zip(done, ids, strict=True)
+    }
     st.session_state[RESULTS] = dict(study=study_id, outcomes=outcomes)
 
 
-def _stream(endpoint, request, loaded: LoadedModel, column: Column):
+def _local(request, column: Column):
     shown, box = "", st.empty()
-    if endpoint is None:
-        with hold(request) as held:
-            if generate_lock.locked():
-                box.caption("Waiting for the batch another run is generating…")
-            stream = TokenStream(held, column.prompt, column.settings)
-            try:
-                for piece in stream:
-                    shown += piece
-                    box.text(shown)
-            finally:  # a rerun interrupts the loop: generation must end with it
-                stream.close()
-    else:
-        box.caption(f"Waiting for {endpoint.base_url}…")
-        stream = playground.served_answer(
-            endpoint, loaded, column.prompt, column.settings, column.design
-        )
-        for piece in stream:
-            shown += piece
-            box.text(shown)
+    with hold(request) as held:
+        if generate_lock.locked():
+            box.caption("Waiting for the batch another run is generating…")
+        stream = TokenStream(held, column.prompt, column.settings)
+        try:
+            for piece in stream:
+                shown += piece
+                box.text(shown)
+        finally:  # a rerun interrupts the loop: generation must end with it
+            stream.close()
     if stream.result is None:
         raise PromptLabError(f"{column.name}: generation ended without an answer.")
     box.empty()
     return stream
+
+
+def _served_at_once(loaded: LoadedModel, served: list) -> dict:
+    """Each served variant's answer streamed at the same time, each into its column; a rerun
+    (Stop) ends them all. Returns page -> finished stream (None for one that failed)."""
+    if not served:
+        return {}
+    streams = {
+        c.page: playground.served_answer(c.endpoint, loaded, c.prompt, c.settings, c.design)
+        for c, _ in served
+    }
+    texts = dict.fromkeys(streams, "")
+    failed: dict[str, str] = {}
+    stopped = threading.Event()
+
+    def consume(page: str) -> None:
+        try:
+            for piece in streams[page]:
+                texts[page] += piece
+                if stopped.is_set():  # leaving the loop closes the stream and its client
+                    return
+        except Exception as exc:  # noqa: BLE001 - reported in the variant's own column
+            failed[page] = str(exc) if isinstance(exc, PromptLabError) else type(exc).__name__
+            if not isinstance(exc, PromptLabError):
+                log.exception("A served variant failed")
+
+    boxes = {c.page: box.empty() for c, box in served}
+    for c, _ in served:
+        boxes[c.page].caption(f"Waiting for {c.endpoint.base_url}…")
+    threads = [threading.Thread(target=consume, args=(page,), daemon=True) for page in streams]
+    for thread in threads:
+        thread.start()
+    try:
+        while any(thread.is_alive() for thread in threads):
+            for page, text in texts.items():
+                if text:
+                    boxes[page].text(text)
+            time.sleep(0.1)
+    finally:  # a rerun (Stop) interrupts the wait: the streams must end with it
+        stopped.set()
+    names = {c.page: c.name for c, _ in served}
+    finished = {}
+    for page, stream in streams.items():
+        if page in failed or stream.result is None:
+            boxes[page].error(plain(f"{names[page]}: {failed.get(page, 'no answer came back.')}"))
+            finished[page] = None
+        else:
+            boxes[page].empty()
+            finished[page] = stream
+    return finished
 
 
 def _note_stopped() -> None:

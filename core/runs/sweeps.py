@@ -15,6 +15,7 @@ from core.policy import Actor, local_actor
 from core.prompting.design import PromptDesign
 from core.runs import experiments
 from core.runs.experiments import RunSpec
+from core.served.endpoint import Endpoint
 from storage import queries
 from storage.db import session_scope
 
@@ -66,6 +67,7 @@ class VariantChoice:
     design: PromptDesign
     settings: GenerationSettings
     prompt: str | None = None  # name@N, recorded while the design is still that version's
+    endpoint: Endpoint | None = None  # where it generates; None: the local model
 
     def __str__(self) -> str:
         return self.name
@@ -156,7 +158,13 @@ def vary(spec: RunSpec, key: str, value: Any) -> RunSpec:
     if key == "variant":
         if not isinstance(value, VariantChoice):
             raise PromptLabError("A variant to sweep over needs its design and settings.")
-        return replace(spec, design=value.design, settings=value.settings, prompt=value.prompt)
+        return replace(
+            spec,
+            design=value.design,
+            settings=value.settings,
+            prompt=value.prompt,
+            endpoint=value.endpoint,
+        )
     if key == "temperature":
         if value == 0:  # a temperature of 0 is how people write "greedy"
             return replace(spec, settings=spec.settings.with_(do_sample=False, temperature=1.0))

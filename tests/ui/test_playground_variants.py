@@ -3,6 +3,8 @@ real SQLite file: columns added (a copy of the last), renamed, moved and removed
 one small study; a variant the served endpoint cannot honour shown as refused without blocking
 the others; Stop; and the variants tried on a few examples with the verdict against column A."""
 
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -86,13 +88,18 @@ def test_run_all_streams_each_answer_scores_them_and_stores_one_study(app, db):
     )
 
 
+def on_endpoint(at, base_url: str, prefix: str = A, server: str | None = None) -> None:
+    at.radio(key=prefix + "backend").set_value("Served endpoint").run()
+    at.text_input(key=prefix + "endpoint.url").set_value(base_url)
+    at.text_input(key=prefix + "endpoint.model").set_value("smol").run()
+    if server:
+        at.selectbox(key=prefix + "endpoint.server").set_value(server).run()
+
+
 def test_a_variant_the_endpoint_cannot_honour_is_refused_and_the_other_still_runs(app, db):
-    with_two(app)
-    app.radio(key=A + "backend").set_value("Served endpoint").run()
     with StubServer([("ok", "Amanda will bring cookies.")]) as server:
-        app.text_input(key=A + "endpoint.url").set_value(server.base_url)
-        app.text_input(key=A + "endpoint.model").set_value("smol").run()
-        app.selectbox(key=A + "endpoint.server").set_value("openai").run()
+        on_endpoint(app, server.base_url, server="openai")  # A's, copied into B
+        with_two(app)
         app.toggle(key=B + "do_sample").set_value(True).run()  # top_k=50: openai has none
         assert any("top_k=50" in unescaped(e.value) for e in app.error)
         assert not button(app, "Run all").disabled
@@ -104,6 +111,52 @@ def test_a_variant_the_endpoint_cannot_honour_is_refused_and_the_other_still_run
     with session_scope(db) as session:
         (record,) = queries.list_experiments(session=session)
     assert (record.label, record.backend) == ("A", "served")
+
+
+def test_variants_on_endpoints_stream_at_once_beside_one_on_the_local_model(app, db):
+    # The first server holds both its answers until both requests are in: one after the other,
+    # they never would be (the guard then lets them go, and max_in_flight says it was 1).
+    release = threading.Event()
+    answers = [
+        ("hold", release, ("ok", "Amanda will bring cookies.")),
+        ("hold", release, ("ok", "Jerry is hungry.")),
+    ]
+    with StubServer(answers) as first, StubServer([("ok", "They meet at noon.")]) as second:
+
+        def release_when_both_are_in() -> None:
+            guard = time.monotonic() + 120
+            while first.in_flight < 2 and time.monotonic() < guard:
+                time.sleep(0.01)
+            release.set()
+
+        on_endpoint(app, first.base_url)
+        with_two(app)  # B: a copy, on the same endpoint
+        button(app, "Add variant").click().run()  # C: on the other endpoint
+        on_endpoint(app, second.base_url, prefix="keep.playground.v3.")
+        button(app, "Add variant").click().run()  # D: on the local model
+        app.radio(key="keep.playground.v4.backend").set_value("Local model").run()
+        assert not app.exception and not app.error, [e.value for e in app.error]
+        threading.Thread(target=release_when_both_are_in, daemon=True).start()
+        button(app, "Run all").click().run()
+        assert not app.exception and not app.error, [e.value for e in app.error]
+    assert len(first.requests) == 2 and len(second.requests) == 1
+    assert first.max_in_flight == 2  # A and B were answered at the same time
+    with session_scope(db) as session:
+        (study,) = session.query(StudyRecord).all()
+        records = queries.list_experiments(session=session, study_id=study.id)
+        outputs = {
+            r.label: queries.results_of(session=session, experiment_id=r.id)[0].output
+            for r in records
+        }
+    assert {r.label: r.backend for r in records} == {
+        "A": "served",
+        "B": "served",
+        "C": "served",
+        "D": "local",
+    }
+    assert outputs["C"] == "They meet at noon."
+    assert {outputs["A"], outputs["B"]} == {"Amanda will bring cookies.", "Jerry is hungry."}
+    assert outputs["D"].strip()
 
 
 def test_stop_stores_nothing_and_says_so(app, db):
