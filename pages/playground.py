@@ -3,10 +3,18 @@ run is stored as an experiment. With variants, several prompts side by side on o
 
 import streamlit as st
 
-from ui import playground_views, prompt_forms, variant_columns, variant_trials, variant_views
+from ui import (
+    drafts,
+    playground_views,
+    prompt_forms,
+    variant_columns,
+    variant_trials,
+    variant_views,
+)
 from ui.navigation import through_app
 
 through_app()
+drafts.restore()  # a reload of this page keeps the prompts being composed
 
 st.title("Playground")
 st.caption("Compose a prompt, see exactly what the model receives, run it and score it.")
@@ -21,3 +29,4 @@ else:
         variant_columns.add_button()
     if playground_views.ready(setup, source, design):
         playground_views.prompt_and_run(setup, source, design)
+drafts.keep()

@@ -11,6 +11,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from core.models import registry as models
+from core.policy import signed_in_actor
 from core.runs import jobs
 from devtools.served_stub import StubServer
 from storage import queries
@@ -193,3 +194,26 @@ def test_variants_tried_on_examples_give_means_and_the_verdict_against_a(app, db
     assert not app.exception
     assert app.session_state["keep.experiments.vary"] == ["shots"]
     assert app.session_state["keep.experiments.values.shots"] == "1, 0"
+
+
+def test_a_reload_keeps_the_variants_being_composed_for_the_same_user_only(app, monkeypatch):
+    with_two(app)
+    app.text_input(key=B + "variant_name").set_value("three as turns").run()
+    app.number_input(key=B + "shots").set_value(3).run()
+    draft = app.query_params["draft"]
+    assert draft and len(draft) >= 16  # random: not guessable from another session's
+    reloaded = AppTest.from_file(APP, default_timeout=240)  # a new session, as a reload makes
+    reloaded.query_params["draft"] = draft
+    reloaded.run()
+    assert not reloaded.exception
+    assert [t.value for t in reloaded.text_input if t.label == "Variant"] == ["A", "three as turns"]
+    assert reloaded.number_input(key=B + "shots").value == 3
+    assert reloaded.number_input(key=A + "shots").value == 1
+    # Someone else opening the same address gets a fresh Playground, not this draft.
+    monkeypatch.setattr("ui.identity.actor", lambda: signed_in_actor("eve@example.org"))
+    other = AppTest.from_file(APP, default_timeout=240)
+    other.query_params["draft"] = draft
+    other.run()
+    assert not other.exception
+    assert not [t for t in other.text_input if t.label == "Variant"]
+    assert other.number_input(key=A + "shots").value == 0
