@@ -222,16 +222,7 @@ def answer(endpoint, request, loaded, prompt, settings, design):
     shown, box, stop = "", st.empty(), st.empty()
     stop.button("Stop", key="playground-stop", on_click=_note_stopped)
     if endpoint is None:
-        with hold(request) as held:  # stays loaded until the answer ends
-            if generate_lock.locked():
-                box.caption("Waiting for the batch another run is generating…")
-            stream = TokenStream(held, prompt, settings)
-            try:
-                for piece in stream:
-                    shown += piece
-                    box.text(shown)
-            finally:  # Streamlit interrupts the loop on a rerun: generation must end with it
-                stream.close()
+        stream = stream_local(request, prompt, settings, box)
     else:
         box.caption(f"Waiting for {endpoint.base_url}…")
         stream = playground.served_answer(endpoint, loaded, prompt, settings, design)
@@ -242,6 +233,23 @@ def answer(endpoint, request, loaded, prompt, settings, design):
     if stream.result is None:
         raise PromptLabError("Generation ended without an answer.")
     box.empty()
+    return stream
+
+
+def stream_local(request, prompt, settings, box) -> TokenStream:
+    """The local model's answer streamed into `box`; the model stays loaded until it ends, and
+    a rerun (which interrupts the loop) ends the generation with it."""
+    shown = ""
+    with hold(request) as held:
+        if generate_lock.locked():
+            box.caption("Waiting for the batch another run is generating…")
+        stream = TokenStream(held, prompt, settings)
+        try:
+            for piece in stream:
+                shown += piece
+                box.text(shown)
+        finally:
+            stream.close()
     return stream
 
 

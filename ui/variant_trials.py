@@ -10,17 +10,17 @@ import streamlit as st
 
 from core.datasets.data import Example
 from core.errors import PromptLabError
-from core.evaluation import compare, verdicts
 from core.runs import jobs, sweeps
 from core.runs.experiments import RunSpec
 from core.runs.sweeps import Sweep
-from storage.db import session_scope
 from ui import identity, jobs_panel, model_choice, run_form, variant_columns
-from ui.compare_views import show_example
+from ui.compare_views import examples_table, show_example, stored_variants
 from ui.feedback import plain
 from ui.playground_views import PAGE, Setup, Source
 from ui.state import kept, key
+from ui.tables import stored_key
 from ui.variant_columns import Column
+from ui.verdict_views import verdict_report
 
 TRIAL = "playground.trial"  # the last trial: its job and experiments, per column page
 CHOICES = ("random", "the first")
@@ -107,13 +107,11 @@ def _show_trial(trial: dict, shown: list[Column]) -> None:
         jobs_panel.panel()
         return
     ids = list(trial["ids"].values())
-    try:
-        with session_scope() as session:
-            variants = compare.load_variants(session=session, experiment_ids=ids)
-            found, aligned = verdicts.paired_verdicts(
-                session=session, variants=variants, metric="rougeL", baseline=ids[0]
-            )
-            frame = compare.per_example(session=session, experiment_ids=ids, metric="rougeL")
+    try:  # read and tested once per revision of these experiments, as the Compare page does
+        stored = stored_key(ids)
+        variants = stored_variants(stored)
+        found, aligned, *_ = verdict_report(stored, "rougeL", ids[0], variants)
+        frame = examples_table(stored, "rougeL", "disagreement")
     except PromptLabError as exc:  # deleted meanwhile, or nothing scored
         st.warning(plain(str(exc)))
         return

@@ -14,14 +14,21 @@ from core.datasets.data import Example
 from core.errors import PromptLabError
 from core.evaluation.scoring import RougeOptions, score_rouge
 from core.evaluation.word_diff import diff_html, word_diff
-from core.generation.local import generate_lock
-from core.generation.streaming import TokenStream
-from core.models.registry import LoadedModel, hold
+from core.models.registry import LoadedModel
 from core.runs import playground
 from storage.queries import ROUGE_COLUMNS
 from ui import identity, model_choice, variant_columns
 from ui.feedback import plain, shown_errors
-from ui.playground_views import PAGE, Setup, Source, has_input, run_spec, shared_input, sidebar
+from ui.playground_views import (
+    PAGE,
+    Setup,
+    Source,
+    has_input,
+    run_spec,
+    shared_input,
+    sidebar,
+    stream_local,
+)
 from ui.state import kept
 from ui.variant_columns import RESULTS, Column, add_button, pages
 
@@ -129,17 +136,8 @@ def _run_all(setup, source, example, loaded, shown, boxes) -> None:
 
 
 def _local(request, column: Column):
-    shown, box = "", st.empty()
-    with hold(request) as held:
-        if generate_lock.locked():
-            box.caption("Waiting for the batch another run is generating…")
-        stream = TokenStream(held, column.prompt, column.settings)
-        try:
-            for piece in stream:
-                shown += piece
-                box.text(shown)
-        finally:  # a rerun interrupts the loop: generation must end with it
-            stream.close()
+    box = st.empty()
+    stream = stream_local(request, column.prompt, column.settings, box)
     if stream.result is None:
         raise PromptLabError(f"{column.name}: generation ended without an answer.")
     box.empty()
