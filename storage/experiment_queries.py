@@ -15,7 +15,15 @@ from sqlalchemy.orm import Session
 from core.errors import PromptLabError
 from core.policy import Actor, local_actor
 from storage.refusals import refuse_too_long, refuse_unless_theirs
-from storage.schema import DeletionRecord, ExperimentRecord, ResultRecord, utcnow
+from storage.schema import (
+    DeletionRecord,
+    ExperimentRecord,
+    PreferenceRecord,
+    RatingRecord,
+    ResultRecord,
+    ScoreRecord,
+    utcnow,
+)
 
 STALE_AFTER = timedelta(minutes=10)  # a run on another host that stopped beating is dead
 ROUGE_COLUMNS = ("rouge1", "rouge2", "rougeL", "rougeLsum")
@@ -70,7 +78,14 @@ def delete_experiments(
         for row in found
     )
     # Results go first explicitly: SQLite enforces ON DELETE CASCADE only with foreign_keys on.
-    session.execute(delete(ResultRecord).where(ResultRecord.experiment_id.in_(experiment_ids)))
+    for table in (ResultRecord, ScoreRecord, RatingRecord):
+        session.execute(delete(table).where(table.experiment_id.in_(experiment_ids)))
+    session.execute(
+        delete(PreferenceRecord).where(
+            PreferenceRecord.experiment_a.in_(experiment_ids)
+            | PreferenceRecord.experiment_b.in_(experiment_ids)
+        )
+    )
     done = session.execute(delete(ExperimentRecord).where(ExperimentRecord.id.in_(experiment_ids)))
     return done.rowcount
 

@@ -1,6 +1,6 @@
 """The whole store's schema: datasets and examples, prompt designs, the prompt library (named
-prompts, their versions and labels), studies, experiments and their per-example results, and who
-created or deleted what."""
+prompts, their versions and labels), studies, experiments and their per-example results and
+scores, people's ratings and blind choices, and who created or deleted what."""
 
 from __future__ import annotations
 
@@ -39,6 +39,9 @@ TYPED_INPUTS = "(typed in the Playground)"
 OWNER_LENGTH = 320  # an e-mail address's longest, or a local account's name
 PROMPT_NAME_LENGTH = 100
 LABEL_LENGTH = 50
+METRIC_LENGTH = 120  # a score's key: "chrf", "check:<name>", "custom:<file name>"
+RATING_SCALES = ("good_bad", "five")  # good (1) or bad (0); or 1 to 5
+CHOICES = ("a", "b", "tie", "both_bad")  # a blind A/B choice, of experiment_a or experiment_b
 
 
 def utcnow() -> datetime:
@@ -256,6 +259,63 @@ class ResultRecord(Base):
     token_confidence: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     experiment: Mapped[ExperimentRecord] = relationship(back_populates="results")
+
+
+class ScoreRecord(Base):
+    """One example's score on a metric other than ROUGE (whose four types are columns of
+    results): BLEU, chrF, similarity, a check's pass (1) or fail (0), an operator's metric."""
+
+    __tablename__ = "scores"
+    __table_args__ = (UniqueConstraint("experiment_id", "example_key", "metric"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    experiment_id: Mapped[int] = mapped_column(
+        ForeignKey("experiments.id", ondelete="CASCADE"), index=True
+    )
+    example_key: Mapped[str] = mapped_column(String(200))
+    metric: Mapped[str] = mapped_column(String(METRIC_LENGTH))
+    value: Mapped[float | None] = mapped_column(Float)  # None: not scored (no reference)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class RatingRecord(Base):
+    """A person's rating of one output (good/bad, or 1 to 5) with a note; each rater's own."""
+
+    __tablename__ = "ratings"
+    __table_args__ = (UniqueConstraint("experiment_id", "example_key", "rater"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    experiment_id: Mapped[int] = mapped_column(
+        ForeignKey("experiments.id", ondelete="CASCADE"), index=True
+    )
+    example_key: Mapped[str] = mapped_column(String(200))
+    rater: Mapped[str] = mapped_column(String(OWNER_LENGTH))  # the signed-in user
+    scale: Mapped[str] = mapped_column(String(10))  # one of RATING_SCALES
+    value: Mapped[int] = mapped_column(Integer)  # good 1, bad 0; or 1 to 5
+    note: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class PreferenceRecord(Base):
+    """A blind A/B choice between two experiments' outputs for one example, by one rater;
+    experiment_a is the lower id, whichever side it was shown on."""
+
+    __tablename__ = "preferences"
+    __table_args__ = (UniqueConstraint("experiment_a", "experiment_b", "example_key", "rater"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    experiment_a: Mapped[int] = mapped_column(
+        ForeignKey("experiments.id", ondelete="CASCADE"), index=True
+    )
+    experiment_b: Mapped[int] = mapped_column(
+        ForeignKey("experiments.id", ondelete="CASCADE"), index=True
+    )
+    example_key: Mapped[str] = mapped_column(String(200))
+    rater: Mapped[str] = mapped_column(String(OWNER_LENGTH))
+    choice: Mapped[str] = mapped_column(String(10))  # one of CHOICES
+    shown_left: Mapped[int] = mapped_column(Integer)  # the experiment shown on the left
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class DeletionRecord(Base):
