@@ -1,7 +1,8 @@
 """Reading and writing the store: small keyword-only functions, one unit of work each caller's.
 Datasets are in dataset_queries, experiments and results in experiment_queries, designs and the
-versions experiments ran in design_queries (the prompt library itself: prompt_queries); they are
-re-exported here, so callers say queries.<name>. Studies and deletions are here."""
+versions experiments ran in design_queries (the prompt library itself: prompt_queries), scores
+on any metric in score_queries; they are re-exported here, so callers say queries.<name>.
+Studies and deletions are here."""
 
 from __future__ import annotations
 
@@ -42,6 +43,7 @@ from storage.experiment_queries import (  # noqa: F401
 )
 from storage.refusals import refuse_too_long
 from storage.schema import DeletionRecord, StudyRecord
+from storage.score_queries import metrics_stored, put_scores, scores_by_key, scores_of  # noqa: F401
 
 
 def create_study(
