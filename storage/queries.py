@@ -41,6 +41,16 @@ from storage.experiment_queries import (  # noqa: F401
     set_token_confidence,
     update_experiment,
 )
+from storage.judgement_queries import (  # noqa: F401
+    Preference,
+    Rating,
+    choices_of,
+    choose,
+    pair_examples,
+    rate_output,
+    ratings_of,
+    remove_rating,
+)
 from storage.refusals import refuse_too_long
 from storage.schema import DeletionRecord, StudyRecord
 from storage.score_queries import metrics_stored, put_scores, scores_by_key, scores_of  # noqa: F401

@@ -154,11 +154,21 @@ def list_experiments(args: Namespace) -> int:
 
 
 def show(args: Namespace) -> int:
+    from core.evaluation.judgements import rating_summary
+
     with session_scope(args.db_url) as session:
         record = queries.get_experiment(session=session, experiment_id=args.id)
         results = queries.results_of(session=session, experiment_id=args.id)[: max(args.results, 0)]
+        ratings = queries.ratings_of(session=session, experiment_ids=[args.id])
+        choices = queries.choices_of(session=session, experiment_ids=[args.id])
     for line in describe(record, results):
         print(line)
+    if ratings:  # people's judgement, when there is some
+        print(f"ratings: {rating_summary(ratings)[args.id].sentence()}")
+    if choices:
+        others = sorted({c.experiment_a + c.experiment_b - args.id for c in choices})
+        against = ", ".join(map(str, others))
+        print(f"blind choices: {len(choices)} (against experiment {against})")
     return EXIT_OK
 
 
