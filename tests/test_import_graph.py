@@ -23,7 +23,7 @@ CORE_MAY_USE = {
     "core.generation": {"core.models", "core.prompting"},
     "core.served": {"core.generation", "core.prompting"},
     "core.reporting": set(),
-    "core.evaluation": {"core.reporting"},
+    "core.evaluation": {"core.prompting", "core.reporting"},  # prompting: its embeddings
     "core.library": {"core.datasets", "core.prompting", "core.generation", "core.evaluation"},
     "core.runs": {
         *("core.datasets", "core.prompting", "core.models", "core.generation", "core.served"),

@@ -1,2 +1,3 @@
-"""Judging outputs: ROUGE (metrics/) and scoring, statistics, repeats, shot curves, verdicts and
-comparisons. Imports from core: reporting, errors; and storage/."""
+"""Judging outputs: the metric set (ROUGE, BLEU, chrF, similarity, checks, ...), statistics,
+repeats, shot curves, verdicts and comparisons. Imports from core: prompting (its embeddings),
+reporting, errors, policy; and storage/."""
