@@ -40,6 +40,7 @@ class Policy:
     allowed_users: tuple[str, ...] = ()  # e-mail addresses or @domains; () is anyone signed in
     admins: tuple[str, ...] = ()  # e-mail addresses that may delete what others created
     insecure_no_login: bool = False  # listen beyond loopback without sign-in
+    metrics_dir: Path | None = None  # operator metric files, run with the app's rights; None: none
 
 
 VARIABLES = {
@@ -54,6 +55,7 @@ VARIABLES = {
     "allowed_users": "PROMPT_LAB_ALLOWED_USERS",
     "admins": "PROMPT_LAB_ADMINS",
     "insecure_no_login": INSECURE_NO_LOGIN,
+    "metrics_dir": "PROMPT_LAB_METRICS_DIR",
 }
 
 
@@ -69,6 +71,8 @@ def current() -> Policy:
             values[name] = _flag(var, raw)
         elif name == "model_roots":
             values[name] = tuple(Path(p).expanduser() for p in raw.split(os.pathsep) if p)
+        elif name == "metrics_dir":
+            values[name] = Path(raw).expanduser()
         elif name in ("max_upload_mb",):
             values[name] = _number(var, raw, float)
         elif name in ("max_examples_per_run", "max_runs_per_user"):
