@@ -12,7 +12,6 @@ import pytest
 
 from core.errors import PromptLabError
 from core.evaluation import compare, word_diff
-from core.evaluation.scoring import RougeOptions
 from core.generation.settings import GenerationSettings
 from core.prompting.design import PRESETS
 from core.runs import experiments, recording
@@ -70,7 +69,7 @@ def store_experiment(
             session=session,
             experiment_id=experiment_id,
             status="completed" if finish else "interrupted",
-            aggregates=recording.aggregate(results, RougeOptions.lab()) if finish else {},
+            aggregates=recording.aggregate(session, experiment_id, results) if finish else {},
         )
     return experiment_id
 
@@ -324,7 +323,8 @@ def test_per_example_refuses_experiments_on_different_examples(db_url):
     ("ids", "metric", "message"),
     [
         ("one", "rougeL", "at least two"),
-        ("two", "bleu", "metric must be one of"),
+        ("two", "bleu", "has no BLEU scores; score it again"),
+        ("two", "bluе", "Unknown score"),
         ("gone", "rougeL", "no longer exist"),
     ],
 )

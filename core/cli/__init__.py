@@ -11,6 +11,7 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
+from core.cli.metric_options import add_metric_commands, add_scoring_options
 from core.cli.prompt_options import add_prompt_commands
 from core.errors import PromptLabError
 
@@ -99,11 +100,7 @@ def build_parser() -> Parser:
     _compare_command(commands, common)
     _export_command(commands, common)
     add_prompt_commands(commands, common, _command)
-    score = _command(commands, common, "score", "score_text", "ROUGE of predictions vs references")
-    score.set_defaults(needs_db=False)
-    score.add_argument("--predictions", required=True, metavar="FILE", help="one text per line")
-    score.add_argument("--references", required=True, metavar="FILE", help="one text per line")
-    score.add_argument("--stem", action="store_true", help="use the Porter stemmer")
+    add_metric_commands(commands, common, _command)
     return parser
 
 
@@ -217,6 +214,7 @@ def _run_command(commands, common) -> None:
     )
     add("--batch-size", type=int, metavar="N", help="prompts per batch (default: by device)")
     add("--no-stem", action="store_true", help="score ROUGE without the Porter stemmer")
+    add_scoring_options(add)
     add(
         "--token-confidence",
         action="store_true",
@@ -302,7 +300,10 @@ def _compare_command(commands, common) -> None:
     cmp.add_argument("ids", type=int, nargs="*", metavar="ID")
     cmp.add_argument("--study", type=int, metavar="ID", help="every experiment of a study")
     cmp.add_argument(
-        "--metric", default="rougeL", choices=("rouge1", "rouge2", "rougeL", "rougeLsum")
+        "--metric",
+        default="rougeL",
+        help="the score compared: rougeL (default), rouge1, rouge2, rougeLsum, bleu, chrf, "
+        "similarity, bertscore, words, length_ratio, check:NAME, custom:NAME",
     )
     family = cmp.add_mutually_exclusive_group()
     family.add_argument(

@@ -9,13 +9,11 @@ import logging
 import sys
 from argparse import Namespace
 from collections.abc import Sequence
-from dataclasses import asdict
-from pathlib import Path
 from typing import Any
 
 from core.datasets.data import BUILTIN_NAME, SplitRoles, import_file
 from core.errors import PromptLabError
-from core.evaluation.scoring import RougeOptions, score_rouge
+from core.evaluation.compare import is_score
 from core.models.locating import EMBEDDED, EMBEDDED_ALIASES
 from core.policy import local_user
 from core.reporting import export
@@ -172,6 +170,23 @@ def show(args: Namespace) -> int:
     return EXIT_OK
 
 
+def _other_scores(aggregates: dict[str, Any]) -> list[str]:
+    """The summary of each metric beyond ROUGE: mean [95% CI], and corpus level where it has one
+    (BLEU, chrF); a check's pass rate has a Wilson interval."""
+    names = [n for n, v in aggregates.items() if n not in ROUGE and is_score(v)]
+    if not names:
+        return []
+    lines = ["other scores: mean [95% CI] (a check: pass rate [Wilson CI])"]
+    for name in names:
+        stats = aggregates[name]
+        corpus = f"  corpus {stats['corpus']:.3f}" if stats.get("corpus") is not None else ""
+        lines.append(
+            f"  {name:<9} {stats['mean']:.3f} [{stats['ci_low']:.3f}, {stats['ci_high']:.3f}]"
+            f"  n {stats.get('n', '?')}{corpus}"
+        )
+    return lines
+
+
 def describe(record: ExperimentRecord, results: Sequence[Any]) -> list[str]:
     """An experiment as lines: what ran, how it scored, and its first results."""
     aggregates = record.aggregates or {}
@@ -199,6 +214,7 @@ def describe(record: ExperimentRecord, results: Sequence[Any]) -> list[str]:
             lines.append(
                 f"  {name:<9} {stats['mean']:.3f} [{stats['ci_low']:.3f}, {stats['ci_high']:.3f}]"
             )
+    lines += _other_scores(aggregates)
     reasons = aggregates.get("finish_reasons") or {}
     if reasons:
         lines.append("finish reasons: " + ", ".join(f"{k} {v}" for k, v in reasons.items()))
@@ -268,26 +284,6 @@ def _export_ids(session: Any, args: Namespace) -> list[int]:
     if not found:
         raise PromptLabError(f"Study {args.study} has no experiments left.")
     return sorted(r.id for r in found)
-
-
-def score_text(args: Namespace) -> int:
-    """ROUGE of two plain-text files, line i of one against line i of the other, as JSON."""
-    predictions, references = _lines(args.predictions), _lines(args.references)
-    report = score_rouge(predictions, references, options=RougeOptions(use_stemmer=args.stem))
-    summary: dict[str, Any] = {"n": report.n, "use_stemmer": args.stem}
-    summary |= {name: asdict(stats) for name, stats in report.aggregates.items()}
-    summary |= {"confidence": report.confidence, "resamples": report.resamples, "seed": report.seed}
-    print(json.dumps(summary, indent=2))
-    return EXIT_OK
-
-
-def _lines(path: str) -> list[str]:
-    try:
-        return Path(path).read_text(encoding="utf-8-sig").splitlines()
-    except OSError as exc:
-        raise PromptLabError(f"Cannot read '{path}': {exc.strerror or exc}.") from exc
-    except UnicodeDecodeError as exc:
-        raise PromptLabError(f"'{path}' is not UTF-8 text (byte {exc.start}).") from exc
 
 
 # Printing --------------------------------------------------------------------------------------

@@ -56,7 +56,11 @@ def _print_means(variants: list[compare.Variant], metric: str) -> None:
             if not score
             else (f"{score['mean']:.3f} [{score['ci_low']:.3f}, {score['ci_high']:.3f}]")
         )
-        print(f"{variant.name}: {metric_label(metric)} {shown} ({variant.n_scored} scored)")
+        n = (score or {}).get("n", variant.n_scored)
+        corpus = (score or {}).get("corpus")
+        level = "" if corpus is None else f", corpus-level {corpus:.3f}"
+        mean = "mean of sentence scores " if corpus is not None else ""
+        print(f"{variant.name}: {metric_label(metric)} {mean}{shown} ({n} scored{level})")
 
 
 def _ids(session, args: Namespace) -> list[int]:

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from core.cli.commands import EXIT_INTERRUPTED, EXIT_OK, model_id, short
+from core.cli.metrics import scoring_of
 from core.errors import PromptLabError
 from core.evaluation.scoring import RougeOptions
 from core.generation.settings import GenerationSettings
@@ -126,6 +127,7 @@ def base_spec(args: Namespace) -> RunSpec:
         token_confidence=args.token_confidence,
         label=args.name or "",
         endpoint=endpoint_of(args),
+        **scoring_of(args),
     )
 
 

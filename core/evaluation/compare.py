@@ -14,7 +14,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from core.errors import PromptLabError
+from core.evaluation import metric_set, pass_rates
 from core.evaluation.scoring import mean_bootstrap_ci
+from core.evaluation.wording import metric_label
 from core.reporting import export
 from storage import queries
 from storage.queries import ROUGE_COLUMNS
@@ -22,7 +24,8 @@ from storage.schema import DatasetRecord, ExampleRecord, ExperimentRecord, Study
 
 Order = Literal["disagreement", "agreement", "dataset"]
 SHOTS = "design.shots"
-NOT_SETTINGS = ("label",)  # names a run; changes nothing about what it does
+# A label names a run; the metrics and checks it was scored with change nothing it generated.
+NOT_SETTINGS = ("label", "metrics", "checks")
 STATS = ("mean", "ci_low", "ci_high")
 CURVE_COLUMNS = ["series", "shots", "rouge_type", *STATS, "experiment_id"]
 
@@ -139,19 +142,34 @@ def _variant(session: Session, record: ExperimentRecord, version: str | None) ->
 
 
 def _scores(session: Session, record: ExperimentRecord) -> tuple[dict[str, dict[str, float]], int]:
-    """The stored aggregates of a completed run; a partial run has none stored (they are written
-    on completion), so its mean and CI come from the results it has, the same way."""
+    """The stored aggregates of a completed run, per metric; a partial run has none stored (they
+    are written on completion), so its means and CIs come from the results it has, the same way."""
     stored = record.aggregates or {}
-    if record.status == "completed" and any(t in stored for t in ROUGE_COLUMNS):
-        scores = {t: {s: stored[t][s] for s in STATS} for t in ROUGE_COLUMNS if t in stored}
+    if record.status == "completed" and any(is_score(v) for v in stored.values()):
+        scores = {name: dict(value) for name, value in stored.items() if is_score(value)}
         return scores, int(stored.get("n_scored", stored.get("n", 0)))
-    per_type = queries.rouge_scores(session=session, experiment_id=record.id)
-    scores = {}
-    for name, values in per_type.items():
-        present = [v for v in values if v is not None]
+    names = [*ROUGE_COLUMNS, *queries.metrics_stored(session=session, experiment_ids=[record.id])]
+    scores, n_scored = {}, 0
+    for name in names:
+        present = queries.scores_by_key(session=session, experiment_id=record.id, metric=name)
         if present:
-            scores[name] = asdict(mean_bootstrap_ci(present))
-    return scores, len(per_type["rouge1"])
+            scores[name] = summarise(name, list(present.values()))
+            n_scored = max(n_scored, len(present))
+    return scores, n_scored
+
+
+def is_score(value: Any) -> bool:
+    """Whether an entry of stored aggregates is a metric's summary (a dict with a mean)."""
+    return isinstance(value, dict) and "mean" in value and "ci_low" in value
+
+
+def summarise(metric: str, values: Sequence[float]) -> dict[str, float]:
+    """A metric's mean and 95% CI: a pass rate with its Wilson interval for a check, else the
+    mean with a seeded percentile bootstrap."""
+    if metric_set.info(metric).pass_fail:
+        rate = pass_rates.pass_rate(values)
+        return {"mean": rate.rate, "ci_low": rate.ci_low, "ci_high": rate.ci_high, "n": rate.n}
+    return asdict(mean_bootstrap_ci(values)) | {"n": len(values)}
 
 
 # Settings and scores ---------------------------------------------------------------------------
@@ -200,7 +218,9 @@ def differing_settings(variants: Sequence[Variant]) -> pd.DataFrame:
 def rouge_table(variants: Sequence[Variant]) -> pd.DataFrame:
     """One row per (variant, ROUGE type): mean F-measure, 95% CI and how many examples count."""
     rows = [
-        {"id": v.id, "variant": v.name, "rouge_type": name, **v.scores[name], "n": v.n_scored}
+        {"id": v.id, "variant": v.name, "rouge_type": name}
+        | {s: v.scores[name][s] for s in STATS}
+        | {"n": v.n_scored}
         for v in variants
         for name in ROUGE_COLUMNS
         if name in v.scores
@@ -208,8 +228,29 @@ def rouge_table(variants: Sequence[Variant]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["id", "variant", "rouge_type", *STATS, "n"])
 
 
+def metrics_of(variants: Sequence[Variant]) -> list[str]:
+    """Every metric any variant has scores on: ROUGE's types first, then the others by name."""
+    found = {name for v in variants for name in v.scores}
+    others = sorted(found - set(ROUGE_COLUMNS))
+    return [name for name in ROUGE_COLUMNS if name in found] + others
+
+
+def metric_table(variants: Sequence[Variant], metric: str) -> pd.DataFrame:
+    """One row per variant scored on `metric`: its mean, 95% CI, how many examples count, and
+    the corpus-level score where the metric has one (BLEU, chrF)."""
+    rows = [
+        {"id": v.id, "variant": v.name, "metric": metric}
+        | {s: v.scores[metric][s] for s in STATS}
+        | {"n": v.scores[metric].get("n", v.n_scored), "corpus": v.scores[metric].get("corpus")}
+        for v in variants
+        if metric in v.scores
+    ]
+    return pd.DataFrame(rows, columns=["id", "variant", "metric", *STATS, "n", "corpus"])
+
+
 def summary(variants: Sequence[Variant]) -> pd.DataFrame:
-    """The differing settings beside status, progress and each ROUGE type's mean and CI."""
+    """The differing settings beside status, progress and each metric's mean and CI (ROUGE's
+    four types always, then every other metric a variant has, with corpus-level scores)."""
     frame = differing_settings(variants)
     at = 2
     if any(v.prompt_version for v in variants):  # which saved version each ran, if any did
@@ -217,10 +258,12 @@ def summary(variants: Sequence[Variant]) -> pd.DataFrame:
         at += 1
     frame.insert(at, "status", [v.status for v in variants])
     frame.insert(at + 1, "done", [f"{v.n_done}/{v.n_examples}" for v in variants])
-    for name in ROUGE_COLUMNS:
+    for name in [*ROUGE_COLUMNS, *(m for m in metrics_of(variants) if m not in ROUGE_COLUMNS)]:
         for stat in STATS:
             column = name if stat == "mean" else f"{name} {stat}"
             frame[column] = [v.scores.get(name, {}).get(stat) for v in variants]
+        if any("corpus" in v.scores.get(name, {}) for v in variants):
+            frame[f"{name} corpus"] = [v.scores.get(name, {}).get("corpus") for v in variants]
     return frame
 
 
@@ -262,14 +305,21 @@ def per_example(
     """One row per example: key, input, reference, each experiment's output and `metric`
     (`e{id} output`, `e{id} {metric}`) and the spread (max − min of those scores, over two or
     more); by default the examples on which the experiments disagree most come first."""
-    if metric not in ROUGE_COLUMNS:
-        raise PromptLabError(f"metric must be one of {', '.join(ROUGE_COLUMNS)}; got '{metric}'.")
+    metric_set.info(metric)  # an unknown metric is refused by name
     variants = load_variants(session=session, experiment_ids=experiment_ids)
     if len(variants) < 2:
         raise PromptLabError("Pick at least two experiments to set their outputs side by side.")
     require_same_examples(variants)
     ids = [v.id for v in variants]
-    wide = export.wide_table(session=session, experiment_ids=ids)
+    wide = export.wide_table(session=session, experiment_ids=ids, metrics=[metric])
+    unscored = [
+        str(i) for i in ids if f"e{i} {metric}" not in wide or wide[f"e{i} {metric}"].isna().all()
+    ]
+    if unscored:
+        raise PromptLabError(
+            f"Experiment {', '.join(unscored)} has no {metric_label(metric)} scores; score it "
+            "again with that metric (python -m core rescore ID --metrics …, or Experiments)."
+        )
     scores = wide[[f"e{i} {metric}" for i in ids]].astype(float)
     spread = scores.max(axis=1) - scores.min(axis=1)
     inputs = _inputs(session, variants[0].dataset, list(wide["example_key"]))

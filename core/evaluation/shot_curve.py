@@ -52,6 +52,8 @@ def shot_curve(
     resamples: int = 10_000,
     seed: int = 0,
     alpha: float = ALPHA,
+    higher_is_better: bool | None = True,
+    pass_fail: bool = False,
 ) -> ShotCurve:
     """The curve from per-example scores at each K, aligned across K (same examples, same order).
 
@@ -66,7 +68,10 @@ def shot_curve(
         points.append(
             ShotPoint(k, aggregate.mean, aggregate.ci_low, aggregate.ci_high, values.size)
         )
-    k, family, not_enough = _smallest_sufficient(by_k, metric=metric, alpha=alpha, **resampling)
+    direction = dict(higher_is_better=higher_is_better, pass_fail=pass_fail)
+    k, family, not_enough = _smallest_sufficient(
+        by_k, metric=metric, alpha=alpha, **resampling, **direction
+    )
     return ShotCurve(
         metric=metric,
         points=tuple(points),
@@ -92,7 +97,7 @@ def _smallest_sufficient(
                 for m in ks[i + 1 :]
             ]
         )
-        beaten = [c for c in family if c.reliable and c.diff > 0]
+        beaten = [c for c in family if c.better == c.name_b]
         if not beaten:
             return k, family, _reason(beaten_before, k)
         beaten_before = beaten
@@ -105,7 +110,7 @@ def _reason(beaten: list[PairedComparison], k: int) -> PairedComparison | None:
     if not beaten:
         return None
     against_k = [c for c in beaten if c.name_b == shots(k)]
-    return against_k[0] if against_k else max(beaten, key=lambda c: c.diff)
+    return against_k[0] if against_k else max(beaten, key=lambda c: abs(c.diff))
 
 
 def shots(k: int) -> str:

@@ -11,6 +11,7 @@ from typing import Final
 import numpy as np
 
 from core.errors import PromptLabError
+from core.evaluation.pass_rates import mcnemar_exact
 from core.evaluation.wording import (
     format_confidence,
     format_interval,
@@ -52,6 +53,7 @@ class PairedComparison:
     alpha: float = ALPHA
     p_adjusted: float | None = None  # set by adjust_holm
     comparisons: int = 1  # how many comparisons the adjustment was over
+    higher_is_better: bool | None = True  # None: neither direction is better (answer length)
 
     @property
     def p(self) -> float:
@@ -65,7 +67,15 @@ class PairedComparison:
 
     @property
     def better(self) -> str | None:
-        """The name of the reliably better variant, or None."""
+        """The name of the reliably better variant, or None (also for a metric, such as answer
+        length, where neither direction is better)."""
+        if not self.reliable or self.higher_is_better is None:
+            return None
+        return self.name_b if (self.diff > 0) == self.higher_is_better else self.name_a
+
+    @property
+    def higher(self) -> str | None:
+        """The name of the variant that scores reliably higher, or None."""
         if not self.reliable:
             return None
         return self.name_b if self.diff > 0 else self.name_a
@@ -82,9 +92,13 @@ class PairedComparison:
             winner, loser, sign = (
                 (self.name_b, self.name_a, 1) if self.diff > 0 else (self.name_a, self.name_b, -1)
             )
+            if self.higher_is_better is False:  # the lower score wins, and is named first
+                winner, loser = loser, winner
             low, high = sorted((sign * self.ci_low, sign * self.ci_high))
+            how = {True: "better than", False: "better (lower) than", None: "higher than"}
             return (
-                f"{winner} is better than {loser} on {metric} by {format_score(abs(self.diff))}, "
+                f"{winner} is {how[self.higher_is_better]} {loser} on {metric} by "
+                f"{format_score(abs(self.diff))}, "
                 f"{format_confidence(self.confidence)} CI {format_interval(low, high)}, "
                 f"{self._p_text()}."
             )
@@ -124,14 +138,22 @@ def compare_pair(
     resamples: int = 10_000,
     seed: int = 0,
     alpha: float = ALPHA,
+    higher_is_better: bool | None = True,
+    pass_fail: bool = False,
 ) -> PairedComparison:
-    """B against A, example by example; the caller aligns the scores (same examples, same order)."""
+    """B against A, example by example; the caller aligns the scores (same examples, same order).
+    Pass/fail scores (checks) are tested with McNemar's exact test, beside the bootstrap CI."""
     a, b = paired_scores(a_scores, b_scores, name_a=name_a, name_b=name_b)
     low, high = paired_bootstrap_ci(a, b, confidence=confidence, resamples=resamples, seed=seed)
     exact = a.size <= EXACT_MAX_N
     how = (
         f"exact over all 2^{a.size} sign patterns" if exact else f"{resamples:,} random sign flips"
     )
+    if pass_fail:
+        p_value, test = mcnemar_exact(a, b), "McNemar's exact test, two-sided"
+    else:
+        p_value = paired_permutation_test(a, b, resamples=resamples, seed=seed, exact=exact)
+        test = f"paired permutation, two-sided, {how}"
     return PairedComparison(
         metric=metric,
         name_a=name_a,
@@ -144,11 +166,12 @@ def compare_pair(
         ci_low=low,
         ci_high=high,
         confidence=confidence,
-        p_value=paired_permutation_test(a, b, resamples=resamples, seed=seed, exact=exact),
-        test=f"paired permutation, two-sided, {how}",
+        p_value=p_value,
+        test=test,
         resamples=resamples,
         seed=seed,
         alpha=alpha,
+        higher_is_better=higher_is_better,
     )
 
 
@@ -161,6 +184,8 @@ def compare_all(
     resamples: int = 10_000,
     seed: int = 0,
     alpha: float = ALPHA,
+    higher_is_better: bool | None = True,
+    pass_fail: bool = False,
 ) -> list[PairedComparison]:
     """Every pair in the order given (or each variant against `baseline`), Holm-adjusted together.
 
@@ -176,7 +201,14 @@ def compare_all(
         if baseline is not None
         else list(combinations(names, 2))
     )
-    settings = dict(metric=metric, confidence=confidence, resamples=resamples, seed=seed)
+    settings = dict(
+        metric=metric,
+        confidence=confidence,
+        resamples=resamples,
+        seed=seed,
+        higher_is_better=higher_is_better,
+        pass_fail=pass_fail,
+    )
     results = [
         compare_pair(variants[a], variants[b], name_a=a, name_b=b, alpha=alpha, **settings)
         for a, b in pairs

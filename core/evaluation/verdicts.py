@@ -9,8 +9,9 @@ from dataclasses import dataclass
 from sqlalchemy.orm import Session
 
 from core.errors import PromptLabError
-from core.evaluation import compare, repeats, shot_curve, stats
+from core.evaluation import compare, metric_set, repeats, shot_curve, stats
 from core.evaluation.compare import Variant
+from core.evaluation.wording import metric_label
 from storage import queries
 
 SEED = "settings.seed"
@@ -28,12 +29,16 @@ class Aligned:
 
 def aligned_scores(*, session: Session, variants: Sequence[Variant], metric: str) -> Aligned:
     compare.require_same_examples(variants)
-    by_variant = {}
-    for variant in variants:
-        results = queries.results_of(session=session, experiment_id=variant.id)
-        by_variant[variant.id] = {
-            r.example_key: getattr(r, metric) for r in results if getattr(r, metric) is not None
-        }
+    metric_set.info(metric)  # an unknown metric is refused by name
+    by_variant = queries.scores_of(
+        session=session, experiment_ids=[v.id for v in variants], metric=metric
+    )
+    unscored = [str(v.id) for v in variants if not by_variant[v.id]]
+    if unscored:
+        raise PromptLabError(
+            f"Experiment {', '.join(unscored)} has no {metric_label(metric)} scores; score it "
+            f"again with that metric (python -m core rescore ID --metrics …, or Experiments)."
+        )
     order = variants[0].example_keys
     keys = [k for k in order if all(k in scored for scored in by_variant.values())]
     if len(keys) < 2:
@@ -43,6 +48,12 @@ def aligned_scores(*, session: Session, variants: Sequence[Variant], metric: str
         )
     scores = {vid: [scored[k] for k in keys] for vid, scored in by_variant.items()}
     return Aligned(scores, keys, len(order) - len(keys))
+
+
+def direction(metric: str) -> dict[str, bool | None]:
+    """How a metric's scores are tested: which way is better, and whether they pass or fail."""
+    described = metric_set.info(metric)
+    return {"higher_is_better": described.higher_is_better, "pass_fail": described.pass_fail}
 
 
 def paired_verdicts(
@@ -64,6 +75,7 @@ def paired_verdicts(
         baseline=None if baseline is None else names[baseline],
         resamples=resamples,
         seed=seed,
+        **direction(metric),
     )
     return found, aligned
 
@@ -83,7 +95,7 @@ def shots_study(
         return None
     aligned = aligned_scores(session=session, variants=variants, metric=metric)
     by_k = {compare.flat_spec(v.spec)[SHOTS]: aligned.scores[v.id] for v in variants}
-    return shot_curve.shot_curve(by_k, metric=metric, seed=seed)
+    return shot_curve.shot_curve(by_k, metric=metric, seed=seed, **direction(metric))
 
 
 def shots_series(variants: Sequence[Variant]) -> dict[str, list[Variant]]:
@@ -115,7 +127,7 @@ def shots_studies(
     for name, group in shots_series(variants).items():
         aligned = aligned_scores(session=session, variants=group, metric=metric)
         by_k = {compare.flat_spec(v.spec)[SHOTS]: aligned.scores[v.id] for v in group}
-        curves[name] = shot_curve.shot_curve(by_k, metric=metric, seed=seed)
+        curves[name] = shot_curve.shot_curve(by_k, metric=metric, seed=seed, **direction(metric))
     return curves
 
 

@@ -14,8 +14,16 @@ METRIC_LABELS: Final = {
 
 
 def metric_label(metric: str) -> str:
-    """'rougeL' as people write it: 'ROUGE-L'; other names unchanged."""
-    return METRIC_LABELS.get(metric, metric)
+    """'rougeL' as people write it: 'ROUGE-L', 'chrf' as 'chrF'; an unknown name unchanged."""
+    if metric in METRIC_LABELS:
+        return METRIC_LABELS[metric]
+    from core.errors import PromptLabError
+    from core.evaluation import metric_set  # imported here: it imports the scorers' modules
+
+    try:
+        return metric_set.info(metric).label
+    except PromptLabError:
+        return metric
 
 
 def format_score(value: float, signed: bool = False) -> str:

@@ -21,7 +21,13 @@ from core.errors import PromptLabError
 from core.reporting.revision import dataset_revision, revision, unique_ids  # noqa: F401
 from core.reporting.safe_csv import to_csv_bytes, write_csv  # noqa: F401
 from storage.queries import ROUGE_COLUMNS
-from storage.schema import ExperimentRecord, PromptRecord, PromptVersionRecord, ResultRecord
+from storage.schema import (
+    ExperimentRecord,
+    PromptRecord,
+    PromptVersionRecord,
+    ResultRecord,
+    ScoreRecord,
+)
 
 KEY_LISTS = ("shots", "dropped_shots")  # stored as JSON lists, shown as "d001;d002"
 ARROW_TYPES = {str: pa.large_string(), int: pa.int64(), float: pa.float64()}
@@ -132,17 +138,47 @@ def summary_table(*, session: Session, experiment_ids: Sequence[int] | None = No
 
 
 def per_example_table(*, session: Session, experiment_ids: Sequence[int]) -> pd.DataFrame:
-    """One row per (experiment, example), experiments in the order given, examples in order."""
+    """One row per (experiment, example), experiments in the order given, examples in order;
+    ROUGE's four types, then a column per other metric any of them was scored on."""
     ids = unique_ids(experiment_ids)
     labels = _labels(session, ids)
     frame = _results_frame(session, ids, list(PER_EXAMPLE_SOURCE))
     frame.insert(1, "label", frame["experiment_id"].map(pd.Series(labels, dtype="str")))
+    others = _other_scores(session, ids)
+    at = frame.columns.get_loc(ROUGE_COLUMNS[-1]) + 1
+    for offset, metric in enumerate(others.columns):
+        cells = pd.MultiIndex.from_arrays([frame["experiment_id"], frame["example_key"]])
+        frame.insert(at + offset, metric, others[metric].reindex(cells).to_numpy(dtype=float))
     return frame
 
 
-def wide_table(*, session: Session, experiment_ids: Sequence[int]) -> pd.DataFrame:
-    """One row per example, each experiment's output and ROUGE side by side (`e{id} output`);
-    an example one experiment did not evaluate has empty cells there."""
+def _other_scores(
+    session: Session, ids: list[int], metrics: Sequence[str] | None = None
+) -> pd.DataFrame:
+    """Scores beyond ROUGE, a column per metric (by name), indexed by experiment and example."""
+    s = ScoreRecord
+    query = select(s.experiment_id, s.example_key, s.metric, s.value).where(
+        s.experiment_id.in_(ids)
+    )
+    if metrics is not None:
+        query = query.where(s.metric.in_(list(metrics)))
+    long = pd.DataFrame(
+        session.execute(query).all(), columns=["experiment_id", "example_key", "metric", "value"]
+    )
+    if long.empty:
+        index = pd.MultiIndex.from_tuples([], names=["experiment_id", "example_key"])
+        return pd.DataFrame(index=index)
+    long["value"] = long["value"].astype(float)
+    wide = long.pivot(index=["experiment_id", "example_key"], columns="metric", values="value")
+    return wide[sorted(wide.columns)]
+
+
+def wide_table(
+    *, session: Session, experiment_ids: Sequence[int], metrics: Sequence[str] | None = None
+) -> pd.DataFrame:
+    """One row per example, each experiment's output and ROUGE side by side (`e{id} output`),
+    then its score on each other metric (`metrics`, else every one stored); an example one
+    experiment did not evaluate has empty cells there."""
     ids = unique_ids(experiment_ids)
     _labels(session, ids)
     if not ids:
@@ -158,7 +194,19 @@ def wide_table(*, session: Session, experiment_ids: Sequence[int]) -> pd.DataFra
     cells.columns = [f"e{i} {value}" for value, i in wanted]
     # pivot mixes text and scores into object columns; give each back its own type.
     cells = cells.astype({f"e{i} {value}": long[value].dtype for value, i in wanted})
+    wanted_others = [m for m in (metrics or ()) if m not in ROUGE_COLUMNS]
+    others = _other_scores(session, ids, None if metrics is None else wanted_others)
+    for i in ids:
+        at = cells.columns.get_loc(f"e{i} {WIDE_VALUES[-1]}") + 1
+        for offset, metric in enumerate(others.columns):
+            cells.insert(at + offset, f"e{i} {metric}", _scores_for(others, i, metric, keys))
     return pd.concat([references.reindex(keys), cells], axis=1).reset_index()
+
+
+def _scores_for(others: pd.DataFrame, experiment_id: int, metric: str, keys: pd.Index) -> Any:
+    """One experiment's scores on one metric, by example key in the order of `keys`."""
+    cells = pd.MultiIndex.from_arrays([[experiment_id] * len(keys), list(keys)])
+    return others[metric].reindex(cells).to_numpy(dtype=float)
 
 
 # Helpers ---------------------------------------------------------------------------------------

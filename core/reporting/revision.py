@@ -8,7 +8,13 @@ from collections.abc import Iterable, Sequence
 from sqlalchemy import JSON, Text, cast, func, select
 from sqlalchemy.orm import Session
 
-from storage.schema import DatasetRecord, ExampleRecord, ExperimentRecord, ResultRecord
+from storage.schema import (
+    DatasetRecord,
+    ExampleRecord,
+    ExperimentRecord,
+    ResultRecord,
+    ScoreRecord,
+)
 
 # Written once, when an experiment is created: left out of its revision to keep that small.
 UNCHANGING = ("spec", "example_keys", "design", "settings", "library_versions")
@@ -19,7 +25,8 @@ def revision(
 ) -> tuple:
     """A value that changes with every write that the tables of these experiments (all, if
     None) depend on: each one's row (status, progress, times, label, aggregates...) and, if
-    `results`, the count and newest id of its results and of its dataset's examples. Equal
+    `results`, the count and newest id of its results, of its scores and of its dataset's
+    examples. Equal
     revisions, equal tables. Cheap: no result or example row is read, only indexed ids."""
     kept = [c for c in ExperimentRecord.__table__.columns if c.name not in UNCHANGING]
     query = select(*(cast(c, Text) if isinstance(c.type, JSON) else c for c in kept))
@@ -36,9 +43,16 @@ def revision(
         .group_by(ResultRecord.experiment_id)
         .order_by(ResultRecord.experiment_id)
     )
+    scored = (
+        select(ScoreRecord.experiment_id, func.count(), func.max(ScoreRecord.id))
+        .where(ScoreRecord.experiment_id.in_(ids))
+        .group_by(ScoreRecord.experiment_id)
+        .order_by(ScoreRecord.experiment_id)
+    )
     return (
         rows,
         tuple(tuple(row) for row in session.execute(stored)),
+        tuple(tuple(row) for row in session.execute(scored)),
         dataset_revision(session=session, names=names),
     )
 

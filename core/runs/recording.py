@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import platform
 from collections.abc import Sequence
-from dataclasses import asdict, replace
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from core.datasets.data import Example
 from core.errors import PromptLabError
-from core.evaluation.scoring import RougeOptions, mean_bootstrap_ci, score_rouge
+from core.evaluation import compare, metric_set
 from core.generation.local import Output
 from core.models import registry as models
 from core.models.loading import LoadedModel
@@ -95,19 +95,10 @@ def store_outputs(
     db_url: str | None,
     confidences: list[dict[str, Any]] | None = None,
 ) -> int:
-    """Score outputs against their references and store them; the count of finished examples."""
+    """Score outputs on the run's metrics and checks and store them; the count of finished
+    examples."""
     refs = [where[p.example_id][1] for p in prompts]
-    scored = [i for i, r in enumerate(refs) if r is not None]
-    scores: dict[str, list[float | None]] = {
-        t: [None] * len(prompts) for t in spec.rouge.rouge_types
-    }
-    if scored:
-        report = score_rouge(
-            [outputs[i].text for i in scored], [refs[i] for i in scored], options=spec.rouge
-        )
-        for name, values in report.per_example.items():
-            for i, value in zip(scored, values, strict=True):
-                scores[name][i] = value
+    scores = score(spec, [out.text for out in outputs], refs, [p.example_id for p in prompts])
     rows = []
     for i, (prompt, out) in enumerate(zip(prompts, outputs, strict=True)):
         position, reference = where[prompt.example_id]
@@ -133,8 +124,25 @@ def store_outputs(
                 token_confidence=confidences[i] if confidences else None,
             )
         )
+    others = {
+        name: {p.example_id: values[i] for i, p in enumerate(prompts)}
+        for name, values in scores.items()
+        if name not in queries.ROUGE_COLUMNS
+    }
     with session_scope(db_url) as session:
-        return queries.add_results(session=session, experiment_id=experiment_id, results=rows)
+        done = queries.add_results(session=session, experiment_id=experiment_id, results=rows)
+        queries.put_scores(session=session, experiment_id=experiment_id, scores=others)
+        return done
+
+
+def score(
+    spec: RunSpec, texts: Sequence[str], refs: Sequence[str | None], keys: Sequence[str]
+) -> dict[str, list[float | None]]:
+    """Each score key of the run's metrics and checks: one value per output (None: unscored)."""
+    examples = [{"id": key, "reference": ref} for key, ref in zip(keys, refs, strict=True)]
+    return metric_set.score_outputs(
+        spec.metrics, texts, refs, examples=examples, checks=spec.checks, rouge=spec.rouge
+    )
 
 
 def store_failures(
@@ -175,21 +183,34 @@ def finish(experiment_id: int, spec: RunSpec, db_url: str | None) -> None:
             experiment_id=experiment_id,
             status="completed",
             finished_at=utcnow(),
-            aggregates=aggregate(results, spec.rouge),
+            aggregates=aggregate(session, experiment_id, results),
         )
 
 
-def aggregate(results: Sequence[Any], rouge: RougeOptions) -> dict[str, Any]:
-    """Means with bootstrap CIs per ROUGE type, and the run's token and finish statistics."""
+def aggregate(session: Any, experiment_id: int, results: Sequence[Any]) -> dict[str, Any]:
+    """Per metric stored, the mean with its CI (a check's pass rate with a Wilson interval) and,
+    for BLEU and chrF, the corpus-level score; and the run's token and finish statistics."""
     summary: dict[str, Any] = {"n": len(results)}
-    scored = [r for r in results if r.rouge1 is not None or r.rougeL is not None]
-    summary["n_scored"] = len(scored)
-    summary["n_failed"] = sum(r.finish_reason == "error" for r in results)
-    for name in rouge.rouge_types:
-        values = [getattr(r, name) for r in scored if getattr(r, name, None) is not None]
-        if values:
-            summary[name] = asdict(mean_bootstrap_ci(values))
     generated = [r for r in results if r.finish_reason != "error"]
+    summary["n_failed"] = len(results) - len(generated)
+    names = [
+        *queries.ROUGE_COLUMNS,
+        *queries.metrics_stored(session=session, experiment_ids=[experiment_id]),
+    ]
+    scored: set[str] = set()
+    for name in names:
+        values = queries.scores_by_key(session=session, experiment_id=experiment_id, metric=name)
+        if values:
+            summary[name] = compare.summarise(name, list(values.values()))
+            scored |= set(values)
+    summary["n_scored"] = len(scored)
+    with_reference = [r for r in generated if r.reference is not None]
+    for name, value in metric_set.corpus_scores(
+        [m for m in metric_set.BUILTIN if m in summary],
+        [r.output for r in with_reference],
+        [r.reference for r in with_reference],
+    ).items():
+        summary[name]["corpus"] = value
     if generated:
         summary["mean_new_tokens"] = sum(r.new_tokens for r in generated) / len(generated)
         summary["mean_prompt_tokens"] = sum(r.prompt_tokens for r in generated) / len(generated)

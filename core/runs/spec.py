@@ -7,6 +7,7 @@ from typing import Any
 
 from core.datasets.data import BUILTIN_NAME
 from core.errors import PromptLabError
+from core.evaluation.checks import Check, checks_from
 from core.evaluation.scoring import RougeOptions
 from core.generation.settings import GenerationSettings
 from core.models.loading import ModelRequest
@@ -37,8 +38,16 @@ class RunSpec:
     # Options applied after it (shots=3) change the design, so the experiment records the
     # version its design is exactly (core.runs.stored.create), named or unnamed.
     prompt: str | None = None
+    # What scores its outputs (core.evaluation.metric_set names), and the user's pass/fail
+    # checks; they decide no output, so a stored experiment can be scored again with others.
+    metrics: tuple[str, ...] = ("rouge",)
+    checks: tuple[Check, ...] = ()
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "metrics", tuple(self.metrics))
+        object.__setattr__(self, "checks", checks_from(self.checks))
+        if not self.metrics and not self.checks:
+            raise PromptLabError("Choose at least one metric or check to score the outputs with.")
         if self.limit is not None and self.limit < 1:
             raise PromptLabError(f"limit must be at least 1; got {self.limit}.")
         if self.offset < 0:
@@ -52,6 +61,8 @@ class RunSpec:
         values["design"] = self.design.to_dict()
         values["rouge"]["rouge_types"] = list(self.rouge.rouge_types)
         values["endpoint"] = self.endpoint.to_dict() if self.endpoint else None
+        values["metrics"] = list(self.metrics)
+        values["checks"] = [check.to_dict() for check in self.checks]
         return values
 
     @classmethod
