@@ -1,9 +1,10 @@
 """Compare: two or more experiments (or a study) side by side: the settings that differ, ROUGE
-with confidence intervals, the curve over shots, and the examples on which they disagree most."""
+with confidence intervals, the curve over shots, the examples on which they disagree most, and
+people's judgement (ratings of outputs, and a blind A/B mode)."""
 
 import streamlit as st
 
-from ui import compare_views
+from ui import compare_views, judgement_views
 from ui.feedback import shown_errors
 from ui.navigation import through_app
 
@@ -12,5 +13,8 @@ through_app()
 st.title("Compare")
 with shown_errors():
     stored, variants = compare_views.chosen()
-    if variants:
+    if variants and judgement_views.view() == judgement_views.BLIND:
+        judgement_views.blind_mode(variants, stored)
+    elif variants:
         compare_views.comparison(variants, stored)
+        judgement_views.people_section(variants, stored)
