@@ -126,6 +126,11 @@ def _rated(mine: Rating | None, others: int) -> str:
 def blind_mode(variants: list[Variant], stored: Key) -> None:
     """Two variants' outputs for one example at a time, sides and examples in the rater's own
     random order, names hidden until the choice; resumed where the rater stopped."""
+    with st.container(key="blind-mode"):
+        _blind(variants, stored)
+
+
+def _blind(variants: list[Variant], stored: Key) -> None:
     st.subheader("Blind A/B")
     st.caption(
         "Two outputs for one example, in random order and without their names; each is named "
