@@ -3,7 +3,7 @@ duplicate, resume and delete stored experiments."""
 
 import streamlit as st
 
-from ui import experiment_views, jobs_panel, run_form
+from ui import experiment_views, jobs_panel, rescore_views, run_form
 from ui.feedback import shown_errors
 from ui.navigation import through_app
 
@@ -16,6 +16,7 @@ st.caption(
 )
 jobs_panel.panel()
 experiment_views.show_done()
+rescore_views.show_done()
 run_form.fill_requested()
 
 new_run, stored = st.tabs(["New run or sweep", "Stored experiments"])

@@ -15,7 +15,7 @@ from core.runs import experiments, jobs
 from storage import queries
 from storage.db import database_url, session_scope
 from storage.schema import STATUSES
-from ui import identity, jobs_panel
+from ui import identity, jobs_panel, rescore_views
 from ui.feedback import plain
 from ui.state import kept, key
 from ui.tables import TABLES, Key, csv_download, stored_key
@@ -127,7 +127,7 @@ def results_shown(stored: Key) -> dict[int, pa.Table]:
 def _actions(
     chosen: list[int], statuses: dict[int, str], failed: dict[int, int], fill_key: str
 ) -> None:
-    cols = st.columns(6)
+    cols = st.columns(7)
     if cols[0].button("Open in Compare", type="primary"):
         st.session_state["compare.ids"] = chosen
         st.switch_page("pages/compare.py")
@@ -159,6 +159,7 @@ def _actions(
     ):
         jobs_panel.remember(jobs.start_retry(retryable, actor=identity.actor()))
         st.rerun()
+    rescore_views.rescore_popover(cols[6], chosen, statuses)
     with cols[5].popover("Delete…"):
         sure = st.checkbox(f"Yes, delete {len(chosen)} experiment(s) and all their results")
         delete = st.button("Delete for good", disabled=not sure)
@@ -203,7 +204,7 @@ def _one(record, results: pa.Table) -> None:
             if isinstance(a, dict) and "mean" in a
         ]
         if rows:  # as Arrow: a DataFrame would be converted to it on each rerun
-            columns = ("ROUGE", "mean", "95% CI low", "high")
+            columns = ("Score", "mean", "95% CI low", "high")
             table = pa.table({name: [row[i] for row in rows] for i, name in enumerate(columns)})
             st.dataframe(table, hide_index=True)
         else:

@@ -15,7 +15,7 @@ from core.runs.experiments import RunSpec
 from core.served.endpoint import Endpoint
 from storage import queries
 from storage.db import session_scope
-from ui import identity, jobs_panel, prompt_forms, served_inputs, widgets
+from ui import identity, jobs_panel, metric_inputs, prompt_forms, served_inputs, widgets
 from ui.experiment_views import dataset
 from ui.state import kept, key
 
@@ -49,6 +49,7 @@ def fill_requested() -> None:
     st.session_state[key(PAGE, "batch_size")] = spec_to_fill.batch_size or 0
     st.session_state[key(PAGE, "token_confidence")] = spec_to_fill.token_confidence
     served_inputs.fill(PAGE, spec_to_fill.endpoint)
+    metric_inputs.fill(PAGE, spec_to_fill.metrics, spec_to_fill.checks)
     st.info("The form is filled in with the experiment's settings: change what you want to test.")
 
 
@@ -58,9 +59,10 @@ def new_run() -> None:
     endpoint = served_inputs.backend_inputs(PAGE)
     started = prompt_forms.start_from_version(PAGE)
     design, settings = design_and_settings(chosen.data)
+    scoring = scoring_inputs()
     st.subheader("Sweep (optional)")
     varied, lists = sweep_inputs()
-    spec = run_spec(chosen, design, settings, endpoint, varied, lists)
+    spec = replace(run_spec(chosen, design, settings, endpoint, varied, lists), **scoring)
     if started is not None and design == started.design:  # still that version's design
         spec = replace(spec, prompt=started.ref)
     sweep = sweeps.sweep_from_lists(spec, lists, name=spec.label) if lists else None
@@ -120,6 +122,19 @@ def design_and_settings(data: Dataset) -> tuple[PromptDesign, GenerationSettings
         st.subheader("Generation")
         settings = widgets.settings_inputs(PAGE)
     return design, settings
+
+
+def scoring_inputs() -> dict:
+    """The metrics and checks that score the outputs, as RunSpec fields."""
+    st.subheader("Scoring")
+    left, right = st.columns([1, 2])
+    with left:
+        metrics = metric_inputs.metric_inputs(PAGE)
+    with right:
+        checks = metric_inputs.check_inputs(PAGE)
+    if not metrics and not checks:
+        raise PromptLabError("Choose at least one metric or check to score the outputs with.")
+    return {"metrics": metrics, "checks": checks}
 
 
 def sweep_inputs() -> tuple[list[str], list[tuple[str, str]]]:
