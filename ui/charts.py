@@ -28,6 +28,15 @@ def rouge_figure(table: pd.DataFrame) -> go.Figure:
     return figure.update_yaxes(rangemode="tozero")
 
 
+def metric_figure(table: pd.DataFrame, label: str) -> go.Figure:
+    """Bars: each variant's mean on one metric (compare.metric_table), error bars from its CI."""
+    shown = _with_error_bars(table).assign(variant=table["variant"].map(_plotly_text))
+    common = _CHART_COMMON | {"labels": {"mean": f"mean {_plotly_text(label)} (95% CI)"}}
+    figure = px.bar(shown, x="variant", y="mean", **common)
+    figure.update_xaxes(type="category", title=None)
+    return figure.update_yaxes(rangemode="tozero")
+
+
 def shots_figure(curve: pd.DataFrame) -> go.Figure:
     """Lines of mean ROUGE against shots, one per type (and series), error bars from the CI."""
     shown = _with_error_bars(curve).assign(series=curve["series"].map(_plotly_text))

@@ -5,11 +5,13 @@ import pandas as pd
 import streamlit as st
 
 from core.errors import PromptLabError
-from core.evaluation import compare, verdicts, word_diff
+from core.evaluation import baseline as base
+from core.evaluation import compare, metric_set, verdicts, word_diff
 from core.evaluation.compare import Choice, Variant
+from core.evaluation.wording import metric_label
 from storage.db import session_scope
 from storage.queries import ROUGE_COLUMNS
-from ui import charts
+from ui import charts, judgement_views
 from ui.feedback import plain
 from ui.state import kept, key
 from ui.tables import Key, csv_download, stored_key
@@ -31,6 +33,8 @@ SCORE_FORMAT = {
         *(f"{t} {s}" for t in ROUGE_COLUMNS for s in ("ci_low", "ci_high")),
     ]
 }
+NO_BASELINE = 0  # the baseline picker's "none"
+ROUGE_CHART = "ROUGE (all four types)"
 
 
 def pick_experiments() -> list[int]:
@@ -138,30 +142,88 @@ def only(stored: Key, variants: list[Variant]) -> Key:
 # A resource, not data: a Figure comes back from a pickle by validating each property again,
 # which takes as long as drawing it; st.plotly_chart only reads it.
 @st.cache_resource(max_entries=16, show_spinner=False)
-def figures(stored: Key, _variants: list[Variant]) -> tuple:
-    """ROUGE by variant, and against shots unless the verdicts draw that curve (else None)."""
-    rouge = charts.rouge_figure(compare.rouge_table(_variants))
+def figures(stored: Key, _variants: list[Variant], metric: str | None = None) -> tuple:
+    """ROUGE (or `metric`) by variant, and against shots unless the verdicts draw that curve
+    (else None)."""
+    if metric is None:
+        bars = charts.rouge_figure(compare.rouge_table(_variants))
+    else:
+        bars = charts.metric_figure(compare.metric_table(_variants, metric), metric_label(metric))
     curve = compare.shots_curve(_variants)
+    wanted = list(ROUGE_COLUMNS) if metric is None else [metric]
+    curve = curve[curve["rouge_type"].isin(wanted)]
     shown = not curve.empty and not verdicts.shots_series(_variants)  # else the verdicts draw it
-    return rouge, charts.shots_figure(curve) if shown else None
+    return bars, charts.shots_figure(curve) if shown else None
 
 
-def show_summary(variants: list[Variant], stored: Key) -> None:
-    """The settings that differ, ROUGE with its intervals, and the charts."""
-    st.subheader("Settings that differ, and ROUGE")
+def pin_baseline(variants: list[Variant]) -> int | None:
+    """The experiment pinned as the baseline, or None."""
+    ids = [NO_BASELINE, *(v.id for v in variants)]
+    names = {v.id: v.name for v in variants} | {NO_BASELINE: "none"}
+    widget = key("compare", "baseline")
+    if st.session_state.get(widget) not in ids:  # one since left out of the comparison
+        st.session_state.pop(widget, None)
+    chosen = st.selectbox(
+        "Baseline",
+        ids,
+        format_func=names.get,
+        key=widget,
+        persist_state="session",
+        help="Pin one experiment: the others are shown as their difference from it, the "
+        "verdicts test each against it, and the examples can be narrowed to what got worse.",
+    )
+    return None if chosen == NO_BASELINE else chosen
+
+
+def show_summary(variants: list[Variant], stored: Key, baseline: int | None = None) -> None:
+    """The settings that differ, every metric with its intervals, the difference from the
+    baseline, and the charts."""
+    st.subheader("Settings that differ, and the scores")
     table = compare.summary(variants)
     if not compare.differing_keys(variants):
         st.caption("Their settings are all the same: these are repeated runs.")
-    st.dataframe(table, hide_index=True, column_config=SCORE_FORMAT)
+    st.dataframe(table, hide_index=True, column_config=score_format(table.columns))
     st.caption(
-        "ROUGE: mean F-measure over the scored examples, with its 95% percentile-bootstrap "
-        "confidence interval (ci_low to ci_high)."
+        "Each score: the mean over the scored examples with its 95% confidence interval "
+        "(ci_low to ci_high): a percentile bootstrap, or for a check (check:NAME) the pass rate "
+        "with a Wilson interval. ROUGE is the F-measure; BLEU and chrF (0–100, sacrebleu) are "
+        "the mean of sentence scores, and their corpus-level score is the corpus column."
     )
-    rouge, shots = figures(stored, variants)
+    if baseline is not None:
+        name = next(v.name for v in variants if v.id == baseline)
+        st.markdown(f"**Difference from the baseline, {plain(name)}** (variant − baseline)")
+        shown = base.differences(variants, baseline)
+        st.dataframe(shown, hide_index=True, column_config=score_format(shown.columns))
+    chart = ROUGE_CHART
+    others = [m for m in compare.metrics_of(variants) if m not in ROUGE_COLUMNS]
+    if others:
+        chart = st.selectbox(
+            "Chart", [ROUGE_CHART, *others], format_func=_chart_name, **kept("compare", "chart")
+        )
+    rouge, shots = figures(stored, variants, None if chart == ROUGE_CHART else chart)
     st.plotly_chart(rouge)
     if shots is not None:
-        st.subheader("ROUGE against the number of shots")
+        st.subheader(f"{_chart_name(chart).split(' (')[0]} against the number of shots")
         st.plotly_chart(shots)
+
+
+def _chart_name(metric: str) -> str:
+    return metric if metric == ROUGE_CHART else metric_label(metric)
+
+
+def score_format(columns) -> dict:
+    """Three decimals for every score column of a table."""
+    return {c: st.column_config.NumberColumn(format="%.3f") for c in columns if _is_score(c)}
+
+
+def _is_score(column: str) -> bool:
+    first = column.removeprefix("Δ ").split(" ")[0]
+    return (
+        column.startswith("Δ ")
+        or first in ROUGE_COLUMNS
+        or ":" in first
+        or first in ("bleu", "chrf", "similarity", "bertscore", "words", "length_ratio")
+    )
 
 
 def show_downloads(stored: Key) -> None:
@@ -180,11 +242,28 @@ def examples_table(stored: Key, metric: str, order: str) -> pd.DataFrame:
         return compare.per_example(session=session, experiment_ids=ids, metric=metric, order=order)
 
 
-def show_examples(variants: list[Variant], stored: Key) -> None:
-    """The per-example table and its controls, then the examples one by one."""
+def metric_choice(variants: list[Variant], label: str, name: str, column=st) -> str:
+    """A selectbox of every metric the variants have (ROUGE-L first chosen)."""
+    offered = compare.metrics_of(variants) or list(ROUGE_COLUMNS)
+    widget = key("compare", name)
+    if st.session_state.get(widget) not in offered:
+        st.session_state.pop(widget, None)
+    return column.selectbox(
+        label,
+        offered,
+        index=offered.index("rougeL") if "rougeL" in offered else 0,
+        format_func=metric_label,
+        key=widget,
+        persist_state="session",
+    )
+
+
+def show_examples(variants: list[Variant], stored: Key, baseline: int | None = None) -> None:
+    """The per-example table and its controls (with the baseline, "what got worse"), then the
+    examples one by one."""
     st.subheader("Example by example")
     left, middle, right = st.columns(3)
-    metric = left.selectbox("Score", ROUGE_COLUMNS, index=2, **kept("compare", "metric"))
+    metric = metric_choice(variants, "Score", "metric", left)
     order = middle.selectbox(
         "Order", list(ORDERS), format_func=ORDERS.get, **kept("compare", "order")
     )
@@ -192,11 +271,13 @@ def show_examples(variants: list[Variant], stored: Key) -> None:
     try:
         frame = examples_table(stored, metric, order)
     except PromptLabError as exc:  # e.g. different examples: the summary above still holds
-        st.warning(str(exc))
+        st.warning(plain(str(exc)))
         return
-    st.dataframe(
-        frame, hide_index=True, column_config=SCORE_FORMAT | {"spread": SCORE_FORMAT[metric]}
-    )
+    if baseline is not None:
+        frame = worse_only(frame, stored, baseline, metric)
+        if frame.empty:
+            return
+    st.dataframe(frame, hide_index=True, column_config=score_format(frame.columns))
     shown = key("compare", "count")
     if st.session_state.get(shown, 0) > len(frame):  # kept from a larger selection
         st.session_state[shown] = len(frame)
@@ -215,23 +296,63 @@ def show_examples(variants: list[Variant], stored: Key) -> None:
         show_example(row, variants, metric, against == AGAINST[0], "both" if missed else "b")
 
 
+def worse_only(frame: pd.DataFrame, stored: Key, baseline: int, metric: str) -> pd.DataFrame:
+    """The examples' table, narrowed (when asked) to those on which a variant does worse than
+    the baseline by more than the margin."""
+    left, right = st.columns(2)
+    narrowed = left.toggle("Only what got worse than the baseline", **kept("compare", "worse"))
+    margin = right.number_input(
+        f"by more than ({metric_label(metric)})",
+        min_value=0.0,
+        value=0.05 if metric_set.info(metric).high in (1.0, None) else 5.0,
+        step=0.01,
+        format="%.3f",
+        **kept("compare", f"margin.{metric}"),
+        disabled=not narrowed,
+    )
+    if not narrowed:
+        return frame
+    found = base.regressions(frame, list(stored[1]), baseline, metric, float(margin))
+    direction = metric_set.info(metric).higher_is_better
+    how = "lower" if direction else "higher" if direction is False else "different either way"
+    st.caption(
+        f"{len(found)} of {len(frame)} examples where a variant scores {how} than the baseline "
+        f"on {metric_label(metric)} by more than {margin:g}; the largest drop first."
+    )
+    if found.empty:
+        st.info("No variant does worse than the baseline by more than that on any example.")
+    return found
+
+
 def show_example(
-    row: pd.Series, variants: list[Variant], metric: str, vs_reference: bool, side: str
+    row: pd.Series,
+    variants: list[Variant],
+    metric: str,
+    vs_reference: bool,
+    side: str,
+    rate: bool = True,
 ) -> None:
-    """One example: its input, reference, and each output with the words that differ marked."""
+    """One example: its input, reference, and each output with the words that differ marked
+    (and, if `rate`, the rating of each output by whoever is signed in)."""
     with st.container(border=True):
         spread = "—" if pd.isna(row["spread"]) else f"{row['spread']:.3f}"
-        st.text(f"Example {row['example_key']}    {metric} spread {spread}")
+        worse = (
+            "" if "worse by" not in row else f"    worse than the baseline by {row['worse by']:.3f}"
+        )
+        st.text(f"Example {row['example_key']}    {metric} spread {spread}{worse}")
         with st.expander("Input"):
             st.text(text_of(row["input"]))
         st.caption("Reference")
         st.text(text_of(row["reference"]))
-        base = text_of(row["reference"] if vs_reference else row[f"e{variants[0].id} output"])
+        against = text_of(row["reference"] if vs_reference else row[f"e{variants[0].id} output"])
         for column, variant in zip(st.columns(len(variants)), variants, strict=True):
             score = row[f"e{variant.id} {metric}"]
             column.text(f"{variant.name}\n{metric} {'—' if pd.isna(score) else f'{score:.3f}'}")
             output = text_of(row[f"e{variant.id} output"])
-            column.html(word_diff.diff_html(word_diff.word_diff(base, output), side=side))
+            column.html(word_diff.diff_html(word_diff.word_diff(against, output), side=side))
+            if rate:
+                with column:
+                    judgement_views.rate_output(variant.id, str(row["example_key"]), "examples")
 
 
 def text_of(value: object) -> str:
@@ -249,11 +370,13 @@ def chosen() -> tuple[Key, list[Variant]]:
 
 
 def comparison(variants: list[Variant], stored: Key) -> None:
-    """The summary, the verdicts, the downloads and the examples of comparable experiments."""
-    show_summary(variants, stored)
+    """The baseline, the summary, the verdicts, the downloads and the examples of comparable
+    experiments."""
+    baseline = pin_baseline(variants)
+    show_summary(variants, stored, baseline)
     try:
-        show_verdicts(variants, stored)
+        show_verdicts(variants, stored, baseline)
     except PromptLabError as exc:  # e.g. different examples: the summary above still holds
         st.warning(plain(str(exc)))
     show_downloads(stored)
-    show_examples(variants, stored)
+    show_examples(variants, stored, baseline)

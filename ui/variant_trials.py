@@ -146,4 +146,4 @@ def _show_trial(trial: dict, shown: list[Column]) -> None:
         _to_experiments([c for c in shown if c.page in trial["ids"]], trial["base"])
     st.markdown("**The examples they disagree on most**")
     for _, row in frame.head(SHOWN).iterrows():
-        show_example(row, variants, "rougeL", True, "b")
+        show_example(row, variants, "rougeL", True, "b", rate=False)

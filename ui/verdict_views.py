@@ -7,13 +7,12 @@ import streamlit as st
 from core.evaluation import stats, verdicts
 from core.evaluation.compare import Variant
 from storage.db import session_scope
-from storage.queries import ROUGE_COLUMNS
 from ui import charts
 from ui.feedback import plain
 from ui.state import kept
 from ui.tables import Key
 
-FAMILIES = ("each against the first", "every pair")
+FAMILIES = ("each against the baseline (else the first)", "every pair")
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
@@ -31,12 +30,14 @@ def verdict_report(stored: Key, metric: str, baseline: int | None, _variants: li
     return found, aligned, curves, spreads, changes
 
 
-def show_verdicts(variants: list[Variant], stored: Key) -> None:
+def show_verdicts(variants: list[Variant], stored: Key, pinned: int | None = None) -> None:
     st.subheader("Is the difference real?")
+    from ui.compare_views import metric_choice  # the Compare page's own widget
+
     left, right = st.columns(2)
-    metric = left.selectbox("Score tested", ROUGE_COLUMNS, index=2, **kept("compare", "tested"))
+    metric = metric_choice(variants, "Score tested", "tested", left)
     family = right.radio("Compare", FAMILIES, horizontal=True, **kept("compare", "family"))
-    baseline = variants[0].id if family == FAMILIES[0] else None
+    baseline = (pinned or variants[0].id) if family == FAMILIES[0] else None
     found, aligned, curves, spreads, changes = verdict_report(stored, metric, baseline, variants)
     for comparison in found:
         (st.success if comparison.reliable else st.info)(plain(comparison.verdict()))
