@@ -11,7 +11,7 @@ from core.evaluation.compare import Choice, Variant
 from core.evaluation.wording import metric_label
 from storage.db import session_scope
 from storage.queries import ROUGE_COLUMNS
-from ui import charts, judgement_views
+from ui import charts, judgement_views, metric_inputs
 from ui.feedback import plain
 from ui.state import kept, key
 from ui.tables import Key, csv_download, stored_key
@@ -242,28 +242,12 @@ def examples_table(stored: Key, metric: str, order: str) -> pd.DataFrame:
         return compare.per_example(session=session, experiment_ids=ids, metric=metric, order=order)
 
 
-def metric_choice(variants: list[Variant], label: str, name: str, column=st) -> str:
-    """A selectbox of every metric the variants have (ROUGE-L first chosen)."""
-    offered = compare.metrics_of(variants) or list(ROUGE_COLUMNS)
-    widget = key("compare", name)
-    if st.session_state.get(widget) not in offered:
-        st.session_state.pop(widget, None)
-    return column.selectbox(
-        label,
-        offered,
-        index=offered.index("rougeL") if "rougeL" in offered else 0,
-        format_func=metric_label,
-        key=widget,
-        persist_state="session",
-    )
-
-
 def show_examples(variants: list[Variant], stored: Key, baseline: int | None = None) -> None:
     """The per-example table and its controls (with the baseline, "what got worse"), then the
     examples one by one."""
     st.subheader("Example by example")
     left, middle, right = st.columns(3)
-    metric = metric_choice(variants, "Score", "metric", left)
+    metric = metric_inputs.metric_choice(variants, "Score", "metric", left)
     order = middle.selectbox(
         "Order", list(ORDERS), format_func=ORDERS.get, **kept("compare", "order")
     )

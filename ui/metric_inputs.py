@@ -1,11 +1,15 @@
 """Choosing what scores the outputs: metrics from the registry (an operator's own among them)
-and pass/fail checks typed as a small table; for a new run and for scoring stored ones again."""
+and pass/fail checks typed one a line, for a new run and for scoring stored ones again; and the
+metric a comparison looks at."""
 
 import streamlit as st
 
 from core.errors import PromptLabError
-from core.evaluation import custom_metrics, metric_set
+from core.evaluation import compare, custom_metrics, metric_set
 from core.evaluation.checks import Check, checks_from, parse_check
+from core.evaluation.compare import Variant
+from core.evaluation.wording import metric_label
+from storage.queries import ROUGE_COLUMNS
 from ui.feedback import plain
 from ui.state import kept, key
 
@@ -71,3 +75,19 @@ def written(check: Check) -> str:
     """A check as it is typed: 'short=max_words:40', 'plain=not regex:^#'."""
     value = f":{check.value}" if check.value or check.kind != "json" else ""
     return f"{check.name}={'not ' if check.negate else ''}{check.kind}{value}"
+
+
+def metric_choice(variants: list[Variant], label: str, name: str, column=st) -> str:
+    """A Compare page selectbox of every metric the variants have (ROUGE-L first chosen)."""
+    offered = compare.metrics_of(variants) or list(ROUGE_COLUMNS)
+    widget = key("compare", name)
+    if st.session_state.get(widget) not in offered:
+        st.session_state.pop(widget, None)
+    return column.selectbox(
+        label,
+        offered,
+        index=offered.index("rougeL") if "rougeL" in offered else 0,
+        format_func=metric_label,
+        key=widget,
+        persist_state="session",
+    )

@@ -7,7 +7,7 @@ import streamlit as st
 from core.evaluation import stats, verdicts
 from core.evaluation.compare import Variant
 from storage.db import session_scope
-from ui import charts
+from ui import charts, metric_inputs
 from ui.feedback import plain
 from ui.state import kept
 from ui.tables import Key
@@ -32,10 +32,8 @@ def verdict_report(stored: Key, metric: str, baseline: int | None, _variants: li
 
 def show_verdicts(variants: list[Variant], stored: Key, pinned: int | None = None) -> None:
     st.subheader("Is the difference real?")
-    from ui.compare_views import metric_choice  # the Compare page's own widget
-
     left, right = st.columns(2)
-    metric = metric_choice(variants, "Score tested", "tested", left)
+    metric = metric_inputs.metric_choice(variants, "Score tested", "tested", left)
     family = right.radio("Compare", FAMILIES, horizontal=True, **kept("compare", "family"))
     baseline = (pinned or variants[0].id) if family == FAMILIES[0] else None
     found, aligned, curves, spreads, changes = verdict_report(stored, metric, baseline, variants)
