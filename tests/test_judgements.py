@@ -464,3 +464,33 @@ def test_the_rating_summary_counts_each_experiments_ratings(pair):
 def test_the_examples_in_the_docstrings_run():
     results = doctest.testmod(judgements, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert results.attempted >= 4 and results.failed == 0
+
+
+def test_the_cli_exports_ratings_and_choices_as_csv(db, tmp_path, capsys):
+    from core import cli
+
+    a = store_judged(db, "terse", ["a", "b"], [0.5, 0.4])
+    b = store_judged(db, "chatty", ["c", "d"], [0.3, 0.6])
+    key = EXAMPLES[0][0]
+    with session_scope(db) as session:
+        queries.rate_output(
+            session=session, experiment_id=a, example_key=key, rater="ann", scale="five", value=4
+        )
+        queries.choose(
+            session=session,
+            experiment_a=b,
+            experiment_b=a,
+            example_key=key,
+            rater="ann",
+            choice="a",
+            shown_left=b,
+        )
+    ratings, choices = tmp_path / "ratings.csv", tmp_path / "choices.csv"
+    assert cli.main(["--db", db, "export", str(a), str(b), "--ratings", "-o", str(ratings)]) == 0
+    assert cli.main(["--db", db, "export", str(a), str(b), "--choices", "-o", str(choices)]) == 0
+    assert "wrote 1 row(s) of the ratings table" in capsys.readouterr().out
+    rows = pd.read_csv(ratings)
+    assert rows[["experiment_id", "rater", "value"]].values.tolist() == [[a, "ann", 4]]
+    chosen = pd.read_csv(choices)
+    # Stored with the lower id as a: b was chosen over a, whichever side it was on.
+    assert chosen[["experiment_a", "experiment_b", "choice"]].values.tolist() == [[a, b, "b"]]

@@ -339,5 +339,13 @@ def _export_command(commands, common) -> None:
         const="wide",
         help="one row per example, experiments side by side",
     )
+    for name, what in (("ratings", "people's ratings"), ("choices", "blind A/B choices")):
+        table.add_argument(
+            f"--{name}",
+            dest="table",
+            action="store_const",
+            const=name,
+            help=f"one row per rater and output: {what}",
+        )
     export.set_defaults(table="summary")
     export.add_argument("--bom", action="store_true", help="start with a UTF-8 byte-order mark")

@@ -16,7 +16,7 @@ from core.errors import PromptLabError
 from core.evaluation.compare import is_score
 from core.models.locating import EMBEDDED, EMBEDDED_ALIASES
 from core.policy import local_user
-from core.reporting import export
+from core.reporting import export, judgement_export
 from core.runs import experiments
 from storage import queries
 from storage.db import database_url, get_engine, session_scope
@@ -29,6 +29,8 @@ TABLES = {
     "summary": export.summary_table,
     "per_example": export.per_example_table,
     "wide": export.wide_table,
+    "ratings": judgement_export.ratings_table,
+    "choices": judgement_export.choices_table,
 }
 
 
