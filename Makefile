@@ -48,10 +48,11 @@ test-gpu: setup
 SHOTS := artifacts/screenshots
 screenshots: setup system-packages
 	PROMPT_LAB_SCREENSHOTS=$(SHOTS) $(PY) -m pytest -q tests/ui/test_browser.py tests/ui/test_login.py \
-		tests/ui/test_prompts_page.py tests/ui/test_playground_variants_browser.py
+		tests/ui/test_prompts_page.py tests/ui/test_playground_variants_browser.py \
+		tests/ui/test_blind_ab_browser.py tests/ui/test_compare_baseline_browser.py
 	for page in playground playground-run experiments compare datasets models \
 		login signed-in refused prompts-diff playground-variants playground-trial \
-		playground-compare; do \
+		playground-compare blind-ab compare-baseline; do \
 		cp $(SHOTS)/$$page.png docs/screenshots/$$page.png || exit 1; done
 
 bench: setup

@@ -363,4 +363,5 @@ def comparison(variants: list[Variant], stored: Key) -> None:
     except PromptLabError as exc:  # e.g. different examples: the summary above still holds
         st.warning(plain(str(exc)))
     show_downloads(stored)
-    show_examples(variants, stored, baseline)
+    with st.container(key="compare-examples"):
+        show_examples(variants, stored, baseline)

@@ -51,7 +51,9 @@ def regressions(
         }
     )
     worst = drops.max(axis=1)
-    found = frame.assign(**{"worse by": worst, "worst": drops.idxmax(axis=1)})
+    found = frame.copy()
+    found.insert(1, "worse by", worst)
+    found.insert(2, "worst", drops.idxmax(axis=1))
     found = found[worst > margin]
     return found.sort_values("worse by", ascending=False, kind="stable", ignore_index=True)
 
