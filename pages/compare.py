@@ -4,7 +4,7 @@ people's judgement (ratings of outputs, and a blind A/B mode)."""
 
 import streamlit as st
 
-from ui import compare_views, judgement_views
+from ui import blind_views, compare_views, judgement_views
 from ui.feedback import shown_errors
 from ui.navigation import through_app
 
@@ -14,7 +14,7 @@ st.title("Compare")
 with shown_errors():
     stored, variants = compare_views.chosen()
     if variants and judgement_views.view() == judgement_views.BLIND:
-        judgement_views.blind_mode(variants, stored)
+        blind_views.blind_mode(variants, stored)
     elif variants:
         compare_views.comparison(variants, stored)
         judgement_views.people_section(variants, stored)
