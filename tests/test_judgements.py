@@ -24,9 +24,9 @@ from core.evaluation.judgements import (
     metric_agreement,
     metric_direction,
     rating_summary,
-    wilson_interval,
     win_rate,
 )
+from core.evaluation.pass_rates import wilson_interval
 from core.reporting import judgement_export
 from storage import queries
 from storage.db import dispose_all, session_scope

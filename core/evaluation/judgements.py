@@ -13,6 +13,7 @@ from typing import Protocol
 from scipy import stats as scipy_stats
 
 from core.errors import PromptLabError
+from core.evaluation import pass_rates
 from core.evaluation.wording import format_confidence, format_p, metric_label
 from storage.schema import CHOICES
 
@@ -116,7 +117,11 @@ def win_rate(
         counts[choice] += 1
     wins_a, wins_b = counts["a"], counts["b"]
     decided = wins_a + wins_b
-    low, high = wilson_interval(wins_b, decided, confidence=confidence) if decided else (None, None)
+    low, high = None, None
+    if decided:
+        if not 0 < confidence < 1:  # pass_rates' interval would read a bad level as [0, 1]
+            raise PromptLabError(f"confidence must be in (0, 1); got {confidence}.")
+        low, high = pass_rates.wilson_interval(wins_b, decided, confidence=confidence)
     return WinRate(
         name_a=name_a,
         name_b=name_b,
@@ -130,27 +135,6 @@ def win_rate(
         p_sign=float(scipy_stats.binomtest(wins_b, decided, 0.5).pvalue) if decided else 1.0,
         confidence=confidence,
     )
-
-
-def wilson_interval(
-    successes: int, n: int, *, confidence: float = CONFIDENCE
-) -> tuple[float, float]:
-    """The Wilson score interval of a proportion: inside [0, 1], and wide even at 0 or n of n.
-
-    >>> [round(x, 4) for x in wilson_interval(8, 10)]
-    [0.4902, 0.9433]
-    """
-    if n < 1 or not 0 <= successes <= n:
-        raise PromptLabError(
-            f"A proportion needs 0 ≤ successes ≤ n and n ≥ 1; got {successes} of {n}."
-        )
-    if not 0 < confidence < 1:
-        raise PromptLabError(f"confidence must be in (0, 1); got {confidence}.")
-    z = float(scipy_stats.norm.ppf(1 - (1 - confidence) / 2))
-    p = successes / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 # Metrics against people ------------------------------------------------------------------------
