@@ -323,7 +323,7 @@ def test_per_example_refuses_experiments_on_different_examples(db_url):
     ("ids", "metric", "message"),
     [
         ("one", "rougeL", "at least two"),
-        ("two", "bleu", "has no BLEU scores; score it again"),
+        ("two", "bleu", "have no BLEU scores; score it again"),
         ("two", "bluе", "Unknown score"),
         ("gone", "rougeL", "no longer exist"),
     ],

@@ -429,9 +429,13 @@ def test_each_score_key_says_how_to_read_it() -> None:
     )
     keys = [key for metric in metric_set.BUILTIN.values() for key in metric.keys]
     assert [metric_set.info(key).key for key in keys] == keys
-    for key in ("nope", "custom:absent", "check:bad name"):
+    for key in ("nope", "custom:Bad Name", "check:bad name"):
         with pytest.raises(PromptLabError, match=f"Unknown score '{key}'"):
             metric_set.info(key)
+    # Stored scores of an operator metric no longer offered stay readable, with no direction.
+    assert metric_set.info("custom:absent") == ScoreInfo(
+        "custom:absent", "absent (custom, no longer offered)", None, None, None, False, False, False
+    )
 
 
 @pytest.mark.parametrize("module", [metric_set, overlap, similarity, length, checks])

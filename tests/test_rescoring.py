@@ -185,7 +185,7 @@ def test_the_cli_rescores_and_compares_on_any_metric(db_url, capsys):
         (["rescore", "{a}"], "Choose at least one metric or check"),
         (["rescore", "{a}", "--check", "x=sounds:good"], "has unknown kind 'sounds'"),
         (["rescore", "999", "--metrics", "chrf"], "There is no experiment 999"),
-        (["compare", "{a}", "{b}", "--metric", "chrf"], "has no chrF scores; score it again"),
+        (["compare", "{a}", "{b}", "--metric", "chrf"], "have no chrF scores; score it again"),
     ],
 )
 def test_bad_scoring_requests_are_one_error_line(db_url, capsys, argv, message):
@@ -223,3 +223,45 @@ def test_score_text_reports_any_metric_with_corpus_levels(tmp_path, capsys):
     assert report["bleu"]["corpus"] == sacrebleu.corpus_bleu(hyps, refs).score
     assert report["chrf"]["corpus"] == sacrebleu.corpus_chrf(hyps, refs).score
     assert report["check:brief"]["mean"] == 0.5
+
+
+def test_an_operator_metrics_scores_stay_comparable_after_its_file_is_gone(
+    db_url, tmp_path, monkeypatch, capsys
+):
+    folder = tmp_path / "metrics"
+    folder.mkdir()
+    (folder / "speakers.py").write_text(
+        '"""Whether both speakers are named."""\nNEEDS_REFERENCE = False\n\n'
+        "def score(prediction, reference, example):\n"
+        '    return float("#Person1#" in prediction and "#Person2#" in prediction)\n',
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("PROMPT_LAB_METRICS_DIR", str(folder))
+    a, b = stored(db_url, OUTPUTS_A, "a"), stored(db_url, OUTPUTS_B, "b")
+    for experiment_id in (a, b):
+        rescoring.rescore(experiment_id, ["custom:speakers"], db_url=db_url)
+    monkeypatch.delenv("PROMPT_LAB_METRICS_DIR")
+    assert cli.main(["--db", db_url, "compare", str(a), str(b), "--metric", "custom:speakers"]) == 0
+    out = capsys.readouterr().out
+    assert "speakers (custom, no longer offered) 0.000" in out  # A names both in none
+    assert "speakers (custom, no longer offered) 0.250" in out  # B in its third answer
+    assert "is better than" not in out  # which way is better went with the file
+    with pytest.raises(PromptLabError, match="Unknown metric 'custom:speakers'"):
+        rescoring.rescore(a, ["custom:speakers"], db_url=db_url)
+
+
+def test_output_piped_into_a_reader_that_stops_early_is_no_error(monkeypatch):
+    """A real pipe whose reading end is closed, as after `| head -n 1`: the first line written
+    fails with EPIPE (deterministically, unlike racing a real `head`)."""
+    import io
+    import os
+    import sys
+
+    reading, writing = os.pipe()
+    os.close(reading)
+    with open(writing, "w", buffering=1) as broken:
+        errors = io.StringIO()
+        monkeypatch.setattr(sys, "stdout", broken)
+        monkeypatch.setattr(sys, "stderr", errors)
+        assert cli.main(["metrics"]) == 0
+    assert errors.getvalue() == ""

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from typing import NoReturn
@@ -54,6 +55,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:  # the run commands handle their own; this is any other moment
         report_error("interrupted.")
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # output piped into `head` and the like, which stopped reading
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit
+        return 0
     except Exception as exc:  # a bug: a short apology here, the traceback only with --debug
         if getattr(args, "debug", False):
             log.exception("unexpected error in `%s`", args.command)

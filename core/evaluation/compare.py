@@ -317,7 +317,7 @@ def per_example(
     ]
     if unscored:
         raise PromptLabError(
-            f"Experiment {', '.join(unscored)} has no {metric_label(metric)} scores; score it "
+            f"{numbered(unscored)} no {metric_label(metric)} scores; score it "
             "again with that metric (python -m core rescore ID --metrics …, or Experiments)."
         )
     scores = wide[[f"e{i} {metric}" for i in ids]].astype(float)
@@ -371,3 +371,10 @@ def csv_name(experiment_ids: Sequence[int], table: str) -> str:
     ids = list(dict.fromkeys(experiment_ids))
     which = "-".join(f"e{i}" for i in ids) if len(ids) <= 6 else f"{len(ids)}-experiments"
     return f"compare-{which}-{table}.csv"
+
+
+def numbered(ids: Sequence[str]) -> str:
+    """'Experiment 3 has' or 'Experiments 3, 4 have'."""
+    if len(ids) == 1:
+        return f"Experiment {ids[0]} has"
+    return f"Experiments {', '.join(ids)} have"

@@ -176,6 +176,12 @@ def info(key: str) -> ScoreInfo:
             needs_reference=metric.needs_reference,
             corpus=False,
         )
+    if kind == "custom" and custom_metrics.NAME.fullmatch(name):
+        # Scores stored by an operator metric since taken away stay readable and comparable;
+        # with its file gone, which way is better is unknown, so verdicts say "higher" only.
+        return ScoreInfo(
+            key, f"{name} (custom, no longer offered)", None, None, None, False, False, False
+        )
     raise PromptLabError(
         f"Unknown score {key!r}; scores are {', '.join(SCORES)}, check:<name> or custom:<name> "
         "for an operator metric that is offered."

@@ -36,7 +36,7 @@ def aligned_scores(*, session: Session, variants: Sequence[Variant], metric: str
     unscored = [str(v.id) for v in variants if not by_variant[v.id]]
     if unscored:
         raise PromptLabError(
-            f"Experiment {', '.join(unscored)} has no {metric_label(metric)} scores; score it "
+            f"{compare.numbered(unscored)} no {metric_label(metric)} scores; score it "
             f"again with that metric (python -m core rescore ID --metrics …, or Experiments)."
         )
     order = variants[0].example_keys
