@@ -160,6 +160,17 @@ def test_every_metric_reaches_the_per_example_view_and_the_exports(db_url):
     assert list(long[long["experiment_id"] == a]["chrf"]) == list(chrf_a.values())
     assert list(long.columns).index("chrf") == list(long.columns).index("rougeLsum") + 1
     assert {"chrf", "chrf ci_low", "chrf ci_high", "chrf corpus"} <= set(summary.columns)
+    with session_scope(db_url) as session:
+        exported = export.summary_table(session=session, experiment_ids=[a, b])
+        record = queries.get_experiment(session=session, experiment_id=a)
+    chrf = record.aggregates["chrf"]
+    row = exported[exported["id"] == a].iloc[0]
+    assert [row["chrf"], row["chrf_ci_low"], row["chrf_ci_high"], row["chrf_corpus"]] == [
+        chrf["mean"],
+        chrf["ci_low"],
+        chrf["ci_high"],
+        chrf["corpus"],
+    ]
 
 
 def test_the_cli_rescores_and_compares_on_any_metric(db_url, capsys):

@@ -130,7 +130,7 @@ def summary_table(*, session: Session, experiment_ids: Sequence[int] | None = No
         _refuse_unknown(ids, {row["id"] for row in rows})
         rank = {experiment_id: i for i, experiment_id in enumerate(ids)}
         rows.sort(key=lambda row: rank[row["id"]])
-    frame = pd.DataFrame(rows, columns=_summary_columns())
+    frame = pd.DataFrame(rows, columns=_summary_columns(_other_metrics(rows)))
     for name in ("created_at", "finished_at"):
         frame[name] = pd.to_datetime(frame[name], utc=True)  # SQLite hands back naive UTC
     # Nullable types, so that a gap (no study, an older record) keeps 3 from showing as 3.0.
@@ -212,13 +212,26 @@ def _scores_for(others: pd.DataFrame, experiment_id: int, metric: str, keys: pd.
 # Helpers ---------------------------------------------------------------------------------------
 
 
-def _summary_columns() -> list[str]:
+def _other_metrics(rows: list[dict[str, Any]]) -> list[str]:
+    """The columns of the metrics beyond ROUGE that any row has a summary of, by name: mean,
+    CI and (BLEU, chrF) the corpus-level score."""
+    names = sorted({name for row in rows for name in row.get("_others", {})})
+    corpus = {n for row in rows for n, stats in row.get("_others", {}).items() if "corpus" in stats}
+    return [
+        f"{name}{part}"
+        for name in names
+        for part in ("", "_ci_low", "_ci_high", *(("_corpus",) if name in corpus else ()))
+    ]
+
+
+def _summary_columns(more: Sequence[str] = ()) -> list[str]:
     rouge = [f"{name}{part}" for name in ROUGE_COLUMNS for part in ("", "_ci_low", "_ci_high")]
     return [
         *SUMMARY_SOURCE,
         *DESIGN_FIELDS,
         *SETTINGS_FIELDS,
         *rouge,
+        *more,
         "mean_new_tokens",
         "mean_latency_s",
         "created_at",
@@ -238,6 +251,17 @@ def _summary_row(row: Any) -> dict[str, Any]:
         values[name] = stats.get("mean")
         values[f"{name}_ci_low"] = stats.get("ci_low")
         values[f"{name}_ci_high"] = stats.get("ci_high")
+    others = {
+        name: stats
+        for name, stats in aggregates.items()
+        if name not in ROUGE_COLUMNS and isinstance(stats, dict) and "ci_low" in stats
+    }
+    for name, stats in others.items():
+        values[name] = stats.get("mean")
+        values[f"{name}_ci_low"] = stats.get("ci_low")
+        values[f"{name}_ci_high"] = stats.get("ci_high")
+        values[f"{name}_corpus"] = stats.get("corpus")
+    values["_others"] = others  # which, for the columns; not a column itself
     values["mean_new_tokens"] = aggregates.get("mean_new_tokens")
     values["mean_latency_s"] = aggregates.get("mean_latency_s")
     values["created_at"], values["finished_at"] = row.created_at, row.finished_at
