@@ -276,3 +276,19 @@ def test_output_piped_into_a_reader_that_stops_early_is_no_error(monkeypatch):
         monkeypatch.setattr(sys, "stderr", errors)
         assert cli.main(["metrics"]) == 0
     assert errors.getvalue() == ""
+
+
+def test_repeats_scored_with_different_metrics_are_still_repeats(db_url):
+    from core.generation.settings import GenerationSettings
+
+    seeds = [
+        store_experiment(
+            db_url, [0.5, 0.4, 0.3], settings=GenerationSettings(do_sample=True, seed=seed)
+        )
+        for seed in (0, 1)
+    ]
+    rescoring.rescore(seeds[1], ["chrf"], [parse_check("brief=max_words:3")], db_url=db_url)
+    with session_scope(db_url) as session:
+        variants = compare.load_variants(session=session, experiment_ids=seeds)
+    assert [[v.id for v in group] for group in verdicts.repeat_groups(variants).values()] == [seeds]
+    assert compare.differing_keys(variants) == ["settings.seed"]

@@ -136,7 +136,7 @@ def repeat_groups(variants: Sequence[Variant]) -> dict[str, list[Variant]]:
     groups: dict[str, list[Variant]] = {}
     for variant in variants:
         flat = compare.flat_spec(variant.spec)
-        same = {k: v for k, v in flat.items() if k not in (SEED, "label")}
+        same = {k: v for k, v in flat.items() if k != SEED and k not in compare.NOT_SETTINGS}
         groups.setdefault(repr(sorted(same.items(), key=str)), []).append(variant)
     return {_group_name(g): g for g in groups.values() if len(g) >= 2}
 
