@@ -105,28 +105,20 @@ def _wait_ready(process: subprocess.Popen, api_key: str | None, log) -> str:
 
 
 def serve(n_parallel: int, n_ctx: int, threads: int, port: int = 0) -> None:
-    """Run the server in this process until its stdin closes or it is killed (xllamacpp serves
-    from its own threads)."""
-    import xllamacpp
-
+    """Run the server in this process until its stdin closes or it is killed: the app's own
+    llama.cpp (local) child (core/served/llama_child.py), on the embedded model."""
     from core.models.registry import embedded_gguf_path
+    from core.served import llama_child
 
-    params = xllamacpp.CommonParams()
-    params.model.path = str(embedded_gguf_path())
-    params.model_alias = {SERVED_NAME}  # a set of names: a plain string would be split into letters
-    params.hostnames = ["127.0.0.1"]
-    params.port = port  # 0: a free port, chosen when it binds
-    params.n_parallel = n_parallel
-    params.cont_batching = True
-    params.n_ctx = n_ctx * n_parallel  # shared by the slots: each gets n_ctx
-    params.cpuparams.n_threads = threads
-    params.cpuparams_batch.n_threads = threads
-    if os.environ.get(KEY_ENV):
-        params.api_keys = [os.environ[KEY_ENV]]
-    server = xllamacpp.Server(params)
-    print(json.dumps({"base_url": f"{server.listening_address}/v1"}), flush=True)
-    sys.stdin.read()  # until the parent closes the pipe or dies
-    os._exit(0)  # xllamacpp's threads are not daemons: leave without waiting for them
+    llama_child.serve(
+        gguf=str(embedded_gguf_path()),
+        alias=SERVED_NAME,
+        slots=n_parallel,
+        ctx_per_slot=n_ctx,
+        threads=threads,
+        key_env=KEY_ENV,
+        port=port,
+    )
 
 
 def main() -> None:

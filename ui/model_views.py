@@ -10,6 +10,7 @@ from core.models import info as model_info
 from core.models import registry as models
 from core.models.registry import EMBEDDED, ModelRequest
 from core.runs import jobs
+from core.served import llama_engine
 from ui.feedback import plain, shown_errors
 from ui.state import kept
 from ui.tables import table
@@ -75,6 +76,7 @@ def load(request: ModelRequest) -> None:
 def unload_now() -> None:
     """The Unload button's callback: runs before the page is drawn, so the page shows the result."""
     with shown_errors():
+        llama_engine.stop()  # llama.cpp (local)'s server goes with the model it serves
         st.session_state[UNLOAD_REPORT] = model_info.unload_model()
 
 

@@ -217,6 +217,20 @@ def _run_command(commands, common) -> None:
         "set PROMPT_LAB_ALLOW_REMOTE_CODE=1",
     )
     add("--batch-size", type=int, metavar="N", help="prompts per batch (default: by device)")
+    add(
+        "--engine",
+        choices=("transformers", "llama.cpp"),
+        default="transformers",
+        help="who generates here: transformers (default), or llama.cpp's server started for a "
+        "GGUF model (much faster on CPU; its greedy text can differ, see --slots)",
+    )
+    add(
+        "--slots",
+        type=int,
+        metavar="N",
+        help="llama.cpp's parallel requests (default: 4 a core, at most 8); greedy text "
+        "depends on it: 1 reproduces exactly",
+    )
     add("--no-stem", action="store_true", help="score ROUGE without the Porter stemmer")
     add_scoring_options(add)
     add(

@@ -233,6 +233,13 @@ def describe(record: ExperimentRecord, results: Sequence[Any]) -> list[str]:
 def _model_line(record: ExperimentRecord) -> str:
     if record.backend == "served":
         return f"  model     served by {record.endpoint}; prompts in {record.model_id}'s format"
+    if record.backend == "llama.cpp":
+        versions = record.library_versions or {}
+        digest = versions.get("gguf_sha256", "?")[:16]
+        return (
+            f"  model     {record.model_id} on {record.endpoint}; xllamacpp "
+            f"{versions.get('xllamacpp', '?')}, GGUF sha256 {digest}…"
+        )
     return f"  model     {record.model_id} ({record.device or '?'}, {record.dtype or '?'})"
 
 

@@ -26,8 +26,10 @@ from core.prompting.design import PRESETS, select_shots
 from core.prompting.rendering import check_for_model
 from core.runs import experiments, sweeps
 from core.runs import limits as run_policy
+from core.runs import served as served_runner
 from core.runs.experiments import RunSpec
 from core.runs.sweeps import Sweep
+from core.served import llama_engine
 from core.served.endpoint import Endpoint, check_run, probe
 from storage import queries
 from storage.db import session_scope
@@ -79,12 +81,14 @@ def _print_notes(specs: Sequence[RunSpec]) -> None:
     """Settings that greedy decoding ignores, once each, with how many experiments they affect."""
     notes = [note for spec in specs for note in spec.settings.ignored()]
     for spec in specs:
-        if spec.endpoint is not None:  # refused settings stop here, before anything is stored
+        engine = spec.engine == "llama.cpp"
+        if spec.endpoint is not None or engine:  # refused settings stop here, before storing
             mapping = check_run(
                 spec.settings,
-                spec.endpoint,
+                llama_engine.EXAMPLE_ENDPOINT if engine else spec.endpoint,
                 use_chat_template=spec.design.use_chat_template,
                 token_confidence=spec.token_confidence,
+                who=llama_engine.NAME if engine else None,
             )
             notes.extend(mapping.approximate)
     for note in dict.fromkeys(notes):
@@ -127,6 +131,8 @@ def base_spec(args: Namespace) -> RunSpec:
         token_confidence=args.token_confidence,
         label=args.name or "",
         endpoint=endpoint_of(args),
+        engine=args.engine,
+        slots=args.slots,
         **scoring_of(args),
     )
 
@@ -183,16 +189,25 @@ def _load_models(specs: Sequence[RunSpec]) -> None:
     A served run needs only the tokenizer here, and an endpoint that answers."""
     for endpoint in dict.fromkeys(spec.endpoint for spec in specs if spec.endpoint):
         probe(endpoint)
-    for request in dict.fromkeys(spec.model for spec in specs if spec.endpoint):
+    for spec in specs:  # llama.cpp (local) takes GGUF models only, refused before storing
+        if spec.engine == "llama.cpp":
+            served_runner.engine_config(spec)
+    served = [spec.model for spec in specs if _not_here(spec)]
+    for request in dict.fromkeys(served):
         models.prompt_tokenizer(request)
-    local = [spec.model for spec in specs if spec.endpoint is None]
+    local = [spec.model for spec in specs if not _not_here(spec)]
     for request in reversed(list(dict.fromkeys(local))):
         models.get_model(request)
     for spec in specs:  # a design the model cannot take is refused before anything is stored
         loaded = (
-            models.prompt_tokenizer(spec.model) if spec.endpoint else models.get_model(spec.model)
+            models.prompt_tokenizer(spec.model) if _not_here(spec) else models.get_model(spec.model)
         )
         check_for_model(loaded, spec.design)
+
+
+def _not_here(spec: RunSpec) -> bool:
+    """Whether the transformers model stays unloaded: another engine generates."""
+    return spec.endpoint is not None or spec.engine == "llama.cpp"
 
 
 def _run_single(spec: RunSpec, watch: Watch) -> None:

@@ -89,7 +89,13 @@ def execute(
     """Generate, score and store every unfinished example; returns the final status. An
     experiment that cannot start (its dataset or examples gone) is failed with the reason."""
     spec, todo, pool, done, total = _start(experiment_id, db_url)
-    backend = served_runner.execute if spec.endpoint is not None else execute_local
+    backend = (
+        served_runner.execute
+        if spec.endpoint is not None
+        else served_runner.execute_llama
+        if spec.engine == "llama.cpp"
+        else execute_local
+    )
     try:
         return backend(
             experiment_id, spec, todo, pool, done, total, db_url, on_progress, should_stop

@@ -4,12 +4,16 @@ template, sent C at a time, stored as they come back; failed examples are stored
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
+from core.errors import PromptLabError
 from core.generation.local import Output
+from core.models import locating
 from core.models import registry as models
 from core.prompting.design import RenderedPrompt
 from core.runs import recording
 from core.runs.spec import RunSpec
+from core.served import llama_engine
 from core.served.client import Client, Failure, run_concurrently
 from core.served.endpoint import check_run
 from storage.schema import utcnow
@@ -20,10 +24,74 @@ FLUSH_EVERY_S = 1.0
 FLUSH_EVERY_N = 16
 
 
-def execute(
+def execute_llama(
     experiment_id, spec: RunSpec, todo, pool, done, total, db_url, on_progress, should_stop
 ) -> str:
-    """The served backend, in the shape of the local one (experiments.execute_local)."""
+    """llama.cpp (local): the engine for the spec's GGUF model started (or the running one
+    taken), then the run sent to it as to a served endpoint; recorded as backend llama.cpp with
+    the GGUF's SHA-256, the engine's version and its slot count."""
+    prompter = models.prompt_tokenizer(spec.model)
+    config = engine_config(spec, context_window=prompter.context_window)
+    check_run(  # refused before a server is started for nothing
+        spec.settings,
+        llama_engine.EXAMPLE_ENDPOINT,
+        use_chat_template=spec.design.use_chat_template,
+        token_confidence=spec.token_confidence,
+        who=llama_engine.NAME,
+    )
+    versions = recording.library_versions(served=True) | {
+        "xllamacpp": llama_engine.engine_version(),
+        "gguf_sha256": llama_engine.gguf_sha256(config.gguf),
+        "llama_cpp_slots": str(config.slots),
+    }
+    with llama_engine.hold(config) as engine:
+        return execute(
+            experiment_id,
+            replace(spec, engine="transformers", slots=None, endpoint=engine.endpoint()),
+            todo,
+            pool,
+            done,
+            total,
+            db_url,
+            on_progress,
+            should_stop,
+            recorded={
+                "backend": "llama.cpp",
+                "endpoint": f"llama.cpp (local), {config.slots} slot(s), {config.gguf.name}",
+                "device": "cpu",
+                "library_versions": versions,
+            },
+        )
+
+
+def engine_config(spec: RunSpec, context_window: int | None = None) -> llama_engine.EngineConfig:
+    """The llama.cpp (local) engine a spec asks for; a model that is no GGUF file is refused."""
+    model_id = spec.model.model_id
+    if not locating.is_gguf(model_id):
+        raise PromptLabError(
+            f"llama.cpp (local) runs GGUF models only (the embedded model, or a .gguf file); "
+            f"'{model_id}' is not one: generate with transformers instead."
+        )
+    return llama_engine.config_for(
+        locating.gguf_path(model_id), slots=spec.slots, context_window=context_window
+    )
+
+
+def execute(
+    experiment_id,
+    spec: RunSpec,
+    todo,
+    pool,
+    done,
+    total,
+    db_url,
+    on_progress,
+    should_stop,
+    *,
+    recorded: dict | None = None,
+) -> str:
+    """The served backend, in the shape of the local one (experiments.execute_local);
+    `recorded` replaces what the experiment records of where it ran (llama.cpp (local))."""
     endpoint = spec.endpoint
     mapping = check_run(
         spec.settings,
@@ -32,15 +100,14 @@ def execute(
         token_confidence=spec.token_confidence,
     )
     prompter = models.prompt_tokenizer(spec.model)
+    where_it_ran = {
+        "backend": "served",
+        "endpoint": endpoint.label(),
+        "device": "server",
+        "library_versions": recording.library_versions(served=True),
+    } | (recorded or {})
     recording.update(
-        db_url,
-        experiment_id,
-        backend="served",
-        endpoint=endpoint.label(),
-        model_revision=prompter.revision,
-        device="server",
-        dtype=None,
-        library_versions=recording.library_versions(served=True),
+        db_url, experiment_id, model_revision=prompter.revision, dtype=None, **where_it_ran
     )
     prompts, where, done = recording.render_todo(
         experiment_id, spec, todo, pool, prompter, done, db_url

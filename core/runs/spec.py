@@ -14,6 +14,8 @@ from core.models.loading import ModelRequest
 from core.prompting.design import PRESETS, PromptDesign
 from core.served.endpoint import Endpoint
 
+ENGINES = ("transformers", "llama.cpp")
+
 
 @dataclass(frozen=True)
 class RunSpec:
@@ -42,8 +44,24 @@ class RunSpec:
     # checks; they decide no output, so a stored experiment can be scored again with others.
     metrics: tuple[str, ...] = ("rouge",)
     checks: tuple[Check, ...] = ()
+    # Who generates, when no endpoint is named: "transformers" (the model loaded here) or
+    # "llama.cpp" (llama.cpp's server started here for a GGUF model: core.served.llama_engine).
+    engine: str = "transformers"
+    slots: int | None = None  # llama.cpp's parallel slots; None: chosen from the machine
 
     def __post_init__(self) -> None:
+        if self.engine not in ENGINES:
+            raise PromptLabError(
+                f"engine must be one of {', '.join(ENGINES)}; got '{self.engine}'."
+            )
+        if self.engine == "llama.cpp" and self.endpoint is not None:
+            raise PromptLabError(
+                "Generate with llama.cpp (local) or on a served endpoint, not both."
+            )
+        if self.slots is not None and (self.engine != "llama.cpp" or not 1 <= self.slots <= 64):
+            raise PromptLabError(
+                "slots (1 to 64) are llama.cpp (local)'s parallel requests; they need that engine."
+            )
         object.__setattr__(self, "metrics", tuple(self.metrics))
         object.__setattr__(self, "checks", checks_from(self.checks))
         if not self.metrics and not self.checks:

@@ -49,7 +49,7 @@ def create(
             model_id=spec.model.model_id,
             seed=spec.settings.seed,
             n_examples=len(example_keys),
-            backend="served" if spec.endpoint else "local",
+            backend="served" if spec.endpoint else _engine_backend(spec),
             endpoint=spec.endpoint.label() if spec.endpoint else None,
             origin=origin,
         )
@@ -147,3 +147,9 @@ def _numbered(ids: Sequence[int]) -> str:
 
 def _be(ids: Sequence[int]) -> str:
     return "is" if len(ids) == 1 else "are"
+
+
+def _engine_backend(spec: RunSpec) -> str:
+    """What an experiment generated here records as its backend: local (transformers) or
+    llama.cpp."""
+    return "llama.cpp" if spec.engine == "llama.cpp" else "local"

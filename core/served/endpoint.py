@@ -259,14 +259,17 @@ def check_run(
     *,
     use_chat_template: bool,
     token_confidence: bool = False,
+    who: str | None = None,
 ) -> Mapping:
-    """The mapping for a run, refusing (with every reason at once) what the endpoint cannot do."""
+    """The mapping for a run, refusing (with every reason at once) what the endpoint (named
+    `who`, else by its address) cannot do."""
     refused, _ = problems(
         settings, endpoint, use_chat_template=use_chat_template, token_confidence=token_confidence
     )
     if refused:
         raise PromptLabError(
-            f"{endpoint.label()} cannot run these settings as asked:\n- " + "\n- ".join(refused)
+            f"{who or endpoint.label()} cannot run these settings as asked:\n- "
+            + "\n- ".join(refused)
         )
     return map_settings(settings, endpoint)
 
