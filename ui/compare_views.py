@@ -219,10 +219,10 @@ def score_format(columns) -> dict:
 def _is_score(column: str) -> bool:
     first = column.removeprefix("Δ ").split(" ")[0]
     return (
-        column.startswith("Δ ")
-        or first in ROUGE_COLUMNS
+        column in ("spread", "worse by")
+        or column.startswith("Δ ")
+        or first in metric_set.SCORES  # ROUGE's types and every built-in score
         or ":" in first
-        or first in ("bleu", "chrf", "similarity", "bertscore", "words", "length_ratio")
     )
 
 
