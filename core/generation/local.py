@@ -13,6 +13,7 @@ import torch
 from transformers import GenerationConfig, StoppingCriteria, StoppingCriteriaList
 
 from core.errors import PromptLabError
+from core.generation import continuous
 from core.generation.settings import GenerationSettings
 from core.models.loading import LoadedModel
 from core.prompting.design import RenderedPrompt
@@ -82,6 +83,9 @@ def generate_batches(
     ]
     order = sorted(range(len(prompts)), key=lambda i: -len(encoded[i]))
     size = max(1, batch_size or default_batch_size(loaded))
+    if size > 1 and len(prompts) > 1 and continuous.eligible(loaded, settings):
+        yield from _generate_continuous(loaded, prompts, encoded, order, settings, size)
+        return
     start, batch_index = 0, 0
     while start < len(order):
         indices = order[start : start + size]
@@ -106,6 +110,48 @@ def generate_batches(
         yield indices, outs
         start += len(indices)
         batch_index += 1
+
+
+def _generate_continuous(
+    loaded: LoadedModel,
+    prompts: Sequence[RenderedPrompt],
+    encoded: list[list[int]],
+    order: list[int],
+    settings: GenerationSettings,
+    slots: int,
+) -> Iterator[tuple[list[int], list[Output]]]:
+    """Greedy answers from continuous batching (core.generation.continuous), `slots` at a time;
+    on out-of-memory the slots halve and what had not finished starts again."""
+    waiting = list(order)
+    while waiting:
+        try:
+            for finished in continuous.decode(
+                loaded, [encoded[i] for i in waiting], settings, slots, generate_lock
+            ):
+                indices = [waiting[f.index] for f in finished]
+                outs = [
+                    Output(
+                        example_id=prompts[i].example_id,
+                        prompt_tokens=len(encoded[i]),
+                        batch_size=slots,
+                        **finish_output(loaded, settings, f.tokens, f.finished, f.latency_s),
+                    )
+                    for i, f in zip(indices, finished, strict=True)
+                ]
+                for f in finished:
+                    waiting[f.index] = -1  # done: not to be generated again after an OOM
+                yield indices, outs
+            waiting = []
+        except torch.OutOfMemoryError as exc:
+            _free_accelerator_memory(loaded)
+            waiting = [i for i in waiting if i >= 0]
+            if slots == 1:
+                raise PromptLabError(
+                    f"Out of {loaded.device} memory generating for one prompt of "
+                    f"{len(encoded[waiting[0]])} tokens: lower max_new_tokens, use fewer shots, "
+                    "or load the model with a smaller dtype or on the CPU."
+                ) from exc
+            slots = max(1, slots // 2)
 
 
 def _free_accelerator_memory(loaded: LoadedModel) -> None:
