@@ -184,6 +184,8 @@ def _one(record, results: pa.Table) -> None:
     with left:
         if record.backend == "served":
             where = f"served by {record.endpoint}, prompts in {record.model_id}'s format"
+        elif record.backend == "llama.cpp":
+            where = f"{record.model_id} on {record.endpoint or 'llama.cpp (local)'}"
         else:
             where = f"{record.model_id} on {record.device or '?'} ({record.dtype or '?'})"
         failed = (record.aggregates or {}).get("n_failed")
@@ -235,6 +237,12 @@ def stored_list(fill_key: str) -> None:
             "rougeL": st.column_config.NumberColumn(format="%.4f"),
             "rougeL_ci_low": st.column_config.NumberColumn("CI low", format="%.4f"),
             "rougeL_ci_high": st.column_config.NumberColumn("CI high", format="%.4f"),
+            "tokens_per_s": st.column_config.NumberColumn(
+                "tok/s",
+                format="%.1f",
+                help="New tokens over the wall time from start to finish (loading and scoring "
+                "included).",
+            ),
             "created_by": st.column_config.TextColumn("By"),
         },
     )

@@ -1,5 +1,6 @@
-"""The panel of background runs: progress with elapsed and remaining time, and cancel. It
-refreshes itself every second while something runs, without rerunning the rest of the page."""
+"""The panel of background runs: progress with elapsed and remaining time, throughput and the
+engine, and cancel. It refreshes itself every second while something runs, without rerunning
+the rest of the page."""
 
 import streamlit as st
 
@@ -21,6 +22,14 @@ def _duration(seconds: float | None) -> str:
     return f"{minutes} min {secs:02d} s" if minutes else f"{secs} s"
 
 
+def _speed(job: jobs.Job) -> str:
+    """Its throughput so far (new tokens over its elapsed time) and the engine generating."""
+    rate = job.tokens_per_s()
+    speed = "— tok/s" if rate is None else f"{rate:.1f} tok/s"
+    engine = job.engine or "starting…"
+    return f"{speed} ({job.new_tokens} new tokens in {_duration(job.elapsed_s())}) · {engine}"
+
+
 def _show(job: jobs.Job, mine: bool) -> None:
     share = job.done / job.total if job.total else 1.0
     who = "" if mine else f" (started by {job.owner or 'another session'})"
@@ -29,6 +38,8 @@ def _show(job: jobs.Job, mine: bool) -> None:
         text=f"{job.title}{who}: {job.done} / {job.total} examples · "
         f"elapsed {_duration(job.elapsed_s())} · remaining ≈ {_duration(job.remaining_s())}",
     )
+    if job.engine or not job.finished:  # one that failed before it began has no speed
+        st.caption(plain(_speed(job)))
     if job.finished:
         message = plain(f"{job.title}: {job.status}, {job.done} / {job.total} examples stored.")
         if job.status == "failed":

@@ -21,7 +21,7 @@ SHOWN = [
     "study_id",
     "dataset",
     "model_id",
-    "backend",
+    "engine",
     "shots",
     "do_sample",
     "temperature",
@@ -30,6 +30,7 @@ SHOWN = [
     "rougeL",
     "rougeL_ci_low",
     "rougeL_ci_high",
+    "tokens_per_s",
     "created_at",
     "created_by",
 ]

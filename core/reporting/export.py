@@ -18,6 +18,7 @@ from sqlalchemy import Text, cast, func, select
 from sqlalchemy.orm import Session
 
 from core.errors import PromptLabError
+from core.reporting import speed
 from core.reporting.revision import dataset_revision, revision, unique_ids  # noqa: F401
 from core.reporting.safe_csv import to_csv_bytes, write_csv  # noqa: F401
 from storage.queries import ROUGE_COLUMNS
@@ -92,6 +93,7 @@ PER_EXAMPLE_SOURCE = {
 WIDE_VALUES = ("output", *ROUGE_COLUMNS)
 WHOLE_NUMBERS = (
     "study_id",
+    "new_tokens",
     "n_examples",
     "n_done",
     "shots",
@@ -117,6 +119,7 @@ def summary_table(*, session: Session, experiment_ids: Sequence[int] | None = No
         ExperimentRecord.settings,
         ExperimentRecord.aggregates,
         ExperimentRecord.created_at,
+        ExperimentRecord.started_at,
         ExperimentRecord.finished_at,
     )
     query = query.outerjoin(
@@ -131,7 +134,7 @@ def summary_table(*, session: Session, experiment_ids: Sequence[int] | None = No
         rank = {experiment_id: i for i, experiment_id in enumerate(ids)}
         rows.sort(key=lambda row: rank[row["id"]])
     frame = pd.DataFrame(rows, columns=_summary_columns(_other_metrics(rows)))
-    for name in ("created_at", "finished_at"):
+    for name in ("created_at", "started_at", "finished_at"):
         frame[name] = pd.to_datetime(frame[name], utc=True)  # SQLite hands back naive UTC
     # Nullable types, so that a gap (no study, an older record) keeps 3 from showing as 3.0.
     return frame.astype(dict.fromkeys(WHOLE_NUMBERS, "Int64") | dict.fromkeys(FLAGS, "boolean"))
@@ -228,13 +231,18 @@ def _summary_columns(more: Sequence[str] = ()) -> list[str]:
     rouge = [f"{name}{part}" for name in ROUGE_COLUMNS for part in ("", "_ci_low", "_ci_high")]
     return [
         *SUMMARY_SOURCE,
+        "engine",
         *DESIGN_FIELDS,
         *SETTINGS_FIELDS,
         *rouge,
         *more,
         "mean_new_tokens",
         "mean_latency_s",
+        "new_tokens",
+        "generation_s",
+        "tokens_per_s",
         "created_at",
+        "started_at",
         "finished_at",
     ]
 
@@ -264,8 +272,29 @@ def _summary_row(row: Any) -> dict[str, Any]:
     values["_others"] = others  # which, for the columns; not a column itself
     values["mean_new_tokens"] = aggregates.get("mean_new_tokens")
     values["mean_latency_s"] = aggregates.get("mean_latency_s")
+    values["engine"] = speed.engine_label(row.backend, row.device, row.endpoint)
+    values |= _throughput(aggregates, row.started_at, row.finished_at)
     values["created_at"], values["finished_at"] = row.created_at, row.finished_at
+    values["started_at"] = row.started_at
     return values
+
+
+def _throughput(aggregates: dict[str, Any], started: Any, finished: Any) -> dict[str, Any]:
+    """A completed experiment's new tokens, the seconds from its start to its finish, and their
+    ratio. Wall time, not the sum of latencies: answers overlap on a batching or concurrent
+    engine, so only wall time compares engines; it includes loading, rendering and scoring (and
+    the pause of a run resumed later), so it is what the run delivered, at most the engine's
+    own speed. A Playground run's start is when its answer began (runs.experiments)."""
+    new_tokens = aggregates.get("new_tokens")
+    mean, n = aggregates.get("mean_new_tokens"), aggregates.get("n")
+    if new_tokens is None and mean is not None and n is not None:  # stored before the total
+        new_tokens = round(mean * (n - aggregates.get("n_failed", 0)))
+    seconds = speed.seconds_between(started, finished) if new_tokens is not None else None
+    return {
+        "new_tokens": new_tokens,
+        "generation_s": seconds,
+        "tokens_per_s": speed.tokens_per_s(new_tokens, seconds),
+    }
 
 
 def _results_frame(session: Session, ids: list[int], names: list[str]) -> pd.DataFrame:

@@ -8,6 +8,7 @@ import os
 import socket
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from datetime import timedelta
 from typing import Any
 
 from core.datasets.data import Example
@@ -35,6 +36,7 @@ from storage.schema import utcnow
 
 Progress = Callable[[int, int], None]
 StopCheck = Callable[[], bool]
+Tokens = Callable[[int], None]  # told the new tokens of each group of answers as it is stored
 
 
 def run(
@@ -85,6 +87,7 @@ def execute(
     db_url: str | None = None,
     on_progress: Progress | None = None,
     should_stop: StopCheck | None = None,
+    on_tokens: Tokens | None = None,
 ) -> str:
     """Generate, score and store every unfinished example; returns the final status. An
     experiment that cannot start (its dataset or examples gone) is failed with the reason."""
@@ -98,7 +101,16 @@ def execute(
     )
     try:
         return backend(
-            experiment_id, spec, todo, pool, done, total, db_url, on_progress, should_stop
+            experiment_id,
+            spec,
+            todo,
+            pool,
+            done,
+            total,
+            db_url,
+            on_progress,
+            should_stop,
+            on_tokens=on_tokens,
         )
     except BaseException as exc:
         status = "failed" if isinstance(exc, Exception) else "interrupted"
@@ -122,17 +134,47 @@ def _reason(exc: BaseException) -> str | None:
 
 
 def execute_local(
-    experiment_id, spec: RunSpec, todo, pool, done, total, db_url, on_progress, should_stop
+    experiment_id,
+    spec: RunSpec,
+    todo,
+    pool,
+    done,
+    total,
+    db_url,
+    on_progress,
+    should_stop,
+    *,
+    on_tokens: Tokens | None = None,
 ) -> str:
     """The local backend, in the shape of the served one (runs.served.execute)."""
     with models.hold(spec.model) as loaded:
         return _generate_all(
-            experiment_id, spec, todo, pool, loaded, done, total, db_url, on_progress, should_stop
+            experiment_id,
+            spec,
+            todo,
+            pool,
+            loaded,
+            done,
+            total,
+            db_url,
+            on_progress,
+            should_stop,
+            on_tokens,
         )
 
 
 def _generate_all(
-    experiment_id, spec, todo, pool, loaded, done, total, db_url, on_progress, should_stop
+    experiment_id,
+    spec,
+    todo,
+    pool,
+    loaded,
+    done,
+    total,
+    db_url,
+    on_progress,
+    should_stop,
+    on_tokens,
 ) -> str:
     recording.update(
         db_url,
@@ -153,6 +195,8 @@ def _generate_all(
         batch = [prompts[i] for i in indices]
         sure = _confidences(loaded, batch, outputs) if spec.token_confidence else None
         done = recording.store_outputs(experiment_id, spec, batch, outputs, where, db_url, sure)
+        if on_tokens:
+            on_tokens(sum(out.new_tokens for out in outputs))
         if on_progress:
             on_progress(done, total)
         if should_stop and should_stop() and done < total:
@@ -171,17 +215,18 @@ def record_outputs(
     db_url: str | None = None,
 ) -> None:
     """Store outputs generated outside `execute` (the Playground's streamed runs) and complete
-    the experiment, so they are found, compared and exported like any other."""
+    the experiment, so they are found, compared and exported like any other. It started when
+    its answers began (they came one after another), so that its throughput is theirs."""
     position = {key: i for i, key in enumerate(_keys_of(experiment_id, db_url))}
+    generating = timedelta(seconds=sum(out.latency_s for _, _, out in pairs))
+    where_it_ran = {
+        "model_revision": loaded.revision,
+        "device": loaded.device,
+        "dtype": loaded.dtype,
+        "library_versions": recording.library_versions(served=spec.endpoint is not None),
+    }
     recording.update(
-        db_url,
-        experiment_id,
-        status="running",
-        started_at=utcnow(),
-        model_revision=loaded.revision,
-        device=loaded.device,
-        dtype=loaded.dtype,
-        library_versions=recording.library_versions(served=spec.endpoint is not None),
+        db_url, experiment_id, status="running", started_at=utcnow() - generating, **where_it_ran
     )
     where = {ex.id: (position[ex.id], ex.reference) for ex, _, _ in pairs}
     prompts = [replace(prompt, example_id=ex.id) for ex, prompt, _ in pairs]

@@ -212,6 +212,7 @@ def aggregate(session: Any, experiment_id: int, results: Sequence[Any]) -> dict[
     ).items():
         summary[name]["corpus"] = value
     if generated:
+        summary["new_tokens"] = sum(r.new_tokens for r in generated)  # for its throughput
         summary["mean_new_tokens"] = sum(r.new_tokens for r in generated) / len(generated)
         summary["mean_prompt_tokens"] = sum(r.prompt_tokens for r in generated) / len(generated)
         summary["mean_latency_s"] = sum(r.latency_s for r in generated) / len(generated)

@@ -4,6 +4,7 @@ template, sent C at a time, stored as they come back; failed examples are stored
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import replace
 
 from core.errors import PromptLabError
@@ -22,10 +23,21 @@ from storage.schema import utcnow
 # crash loses little, and at most this many at once (scoring costs ~0.1 s a call, not per answer).
 FLUSH_EVERY_S = 1.0
 FLUSH_EVERY_N = 16
+Tokens = Callable[[int], None]  # as runs.experiments.Tokens (which imports this module)
 
 
 def execute_llama(
-    experiment_id, spec: RunSpec, todo, pool, done, total, db_url, on_progress, should_stop
+    experiment_id,
+    spec: RunSpec,
+    todo,
+    pool,
+    done,
+    total,
+    db_url,
+    on_progress,
+    should_stop,
+    *,
+    on_tokens: Tokens | None = None,
 ) -> str:
     """llama.cpp (local): the engine for the spec's GGUF model started (or the running one
     taken), then the run sent to it as to a served endpoint; recorded as backend llama.cpp with
@@ -61,6 +73,7 @@ def execute_llama(
                 "device": "cpu",
                 "library_versions": versions,
             },
+            on_tokens=on_tokens,
         )
 
 
@@ -89,9 +102,11 @@ def execute(
     should_stop,
     *,
     recorded: dict | None = None,
+    on_tokens: Tokens | None = None,
 ) -> str:
     """The served backend, in the shape of the local one (experiments.execute_local);
-    `recorded` replaces what the experiment records of where it ran (llama.cpp (local))."""
+    `recorded` replaces what the experiment records of where it ran (llama.cpp (local));
+    `on_tokens` is told the new tokens of each group of answers stored."""
     endpoint = spec.endpoint
     mapping = check_run(
         spec.settings,
@@ -122,7 +137,7 @@ def execute(
         stopped = stopped or bool(should_stop and should_stop())
         return stopped
 
-    store = _Store(experiment_id, spec, where, db_url, total, on_progress, done)
+    store = _Store(experiment_id, spec, where, db_url, total, on_progress, done, on_tokens)
     try:
         budget = int(endpoint.error_budget * len(prompts))
         for index, result in run_concurrently(
@@ -144,9 +159,12 @@ class _Store:
     """Answers as they come back, stored (and scored) in groups: when 16 are waiting, or when
     one has waited a second, even if no other answer arrives meanwhile."""
 
-    def __init__(self, experiment_id, spec, where, db_url, total, on_progress, done) -> None:
+    def __init__(
+        self, experiment_id, spec, where, db_url, total, on_progress, done, on_tokens=None
+    ) -> None:
         self.experiment_id, self.spec, self.where, self.db_url = experiment_id, spec, where, db_url
         self.total, self.on_progress, self.done = total, on_progress, done
+        self.on_tokens = on_tokens  # told the new tokens of each group stored
         self.waiting: list[tuple[RenderedPrompt, Output | Failure]] = []
         self.since = time.monotonic()  # when the oldest waiting answer came back
 
@@ -178,6 +196,8 @@ class _Store:
                 self.where,
                 self.db_url,
             )
+            if self.on_tokens:
+                self.on_tokens(sum(out.new_tokens for _, out in answered))
         if failed:
             self.done = recording.store_failures(
                 self.experiment_id,
