@@ -35,9 +35,13 @@ class Setup:
 
     load_pressed: bool
     loaded_note: st.delta_generator.DeltaGenerator
-    endpoint: Endpoint | None
+    backend: served_inputs.Backend
     backend_ready: bool  # a half-filled endpoint must not fall back to local
     settings: GenerationSettings | None
+
+    @property
+    def endpoint(self) -> Endpoint | None:
+        return self.backend.endpoint
 
 
 @dataclass
@@ -58,17 +62,17 @@ def sidebar(*, one_prompt: bool = True) -> Setup:
     with st.sidebar:
         st.header("Model")
         load_pressed, loaded_note = model_choice.model_field(PAGE)
-        endpoint, backend_ready = None, not one_prompt
+        backend, backend_ready = served_inputs.Backend(), not one_prompt
         if one_prompt:
             with shown_errors():
-                endpoint = served_inputs.backend_inputs(PAGE, one_request=True)
+                backend = served_inputs.backend_choice(PAGE, one_request=True)
                 backend_ready = True
         settings = None
         if one_prompt:
             st.header("Generation")
             with shown_errors():
                 settings = widgets.settings_inputs(PAGE)
-    return Setup(load_pressed, loaded_note, endpoint, backend_ready, settings)
+    return Setup(load_pressed, loaded_note, backend, backend_ready, settings)
 
 
 def input_and_design() -> tuple[Source | None, PromptDesign | None]:
@@ -162,15 +166,16 @@ def ready(setup: Setup, source: Source | None, design: PromptDesign | None) -> b
 def prompt_and_run(setup: Setup, source: Source, design: PromptDesign) -> None:
     """The exact prompt for the model in use, the Run button, and the last run's outcome."""
     with shown_errors():
-        settings, endpoint = setup.settings, setup.endpoint
+        settings = setup.settings
         example = (
             playground.typed_example(source.text, source.reference)
             if source.typed
             else source.chosen
         )
-        # For a served endpoint only the tokenizer and chat template are needed here.
+        # For a served endpoint or llama.cpp (local) only the tokenizer and chat template are
+        # needed here: the weights are elsewhere.
         loaded = model_choice.model_in_use(
-            PAGE, load=setup.load_pressed, served=endpoint is not None
+            PAGE, load=setup.load_pressed, served=setup.endpoint is not None or setup.backend.llama
         )
         model_choice.show_loaded(PAGE, setup.loaded_note, loaded)
         request = model_choice.request_of(PAGE, loaded)
@@ -178,18 +183,15 @@ def prompt_and_run(setup: Setup, source: Source, design: PromptDesign) -> None:
             loaded, design, example, source.data.pool, max_new_tokens=settings.max_new_tokens
         )
         exact_prompt(loaded, prompt, settings)
-        blocked = endpoint is not None and served_inputs.endpoint_problems(
-            settings, endpoint, use_chat_template=design.use_chat_template, token_confidence=False
-        )
-        run = st.button("Run", type="primary", disabled=blocked)
+        spec = run_spec(setup, source, design, request)
+        run = st.button("Run", type="primary", disabled=served_inputs.backend_problems(spec))
         output_box = st.container(key="playground-output")
         if st.session_state.pop(STOPPED, False):
             output_box.info("Stopped: the answer was cut short and not stored.")
         if run:
             st.session_state.pop(LAST, None)
             with output_box:
-                stream = answer(endpoint, request, loaded, prompt, settings, design)
-            spec = run_spec(setup, source, design, request)
+                stream = answer(spec, loaded, prompt)
             st.session_state[LAST] = stored_run(spec, example, prompt, stream, loaded)
         if last := st.session_state.get(LAST):
             last_answer(last, output_box)
@@ -216,16 +218,22 @@ def exact_prompt(loaded: LoadedModel, prompt: RenderedPrompt, settings: Generati
         st.caption(f"{name} is ignored by greedy decoding.")
 
 
-def answer(endpoint, request, loaded, prompt, settings, design):
-    """Stream the answer into the page, from the local model or the endpoint; the finished
-    stream holds the Output. Stop (or any other click, or leaving the page) ends the stream."""
+def answer(spec: RunSpec, loaded: LoadedModel, prompt: RenderedPrompt):
+    """Stream the answer into the page, from the local model, llama.cpp (local) or the
+    endpoint; the finished stream holds the Output. Stop (or any other click, or leaving the
+    page) ends the stream."""
     shown, box, stop = "", st.empty(), st.empty()
     stop.button("Stop", key="playground-stop", on_click=_note_stopped)
-    if endpoint is None:
-        stream = stream_local(request, prompt, settings, box)
+    endpoint = spec.endpoint
+    if endpoint is None and spec.engine != "llama.cpp":
+        stream = stream_local(spec.model, prompt, spec.settings, box)
     else:
-        box.caption(f"Waiting for {endpoint.base_url}…")
-        stream = playground.served_answer(endpoint, loaded, prompt, settings, design)
+        if endpoint is None:
+            box.caption("Starting llama.cpp (local), or waiting for it…")
+            stream = playground.LlamaStream(spec, loaded, prompt)
+        else:
+            box.caption(f"Waiting for {endpoint.base_url}…")
+            stream = playground.served_answer(endpoint, loaded, prompt, spec.settings, spec.design)
         for piece in stream:
             shown += piece
             box.text(shown)
@@ -267,7 +275,7 @@ def run_spec(setup: Setup, source: Source, design: PromptDesign, request: ModelR
         settings=setup.settings,
         model=request,
         label=playground.LABEL,
-        endpoint=setup.endpoint,
+        **setup.backend.spec_fields(),
     )
 
 
@@ -288,7 +296,8 @@ def stored_run(spec: RunSpec, example: Example, prompt, stream, loaded: LoadedMo
         prompt=prompt,
         settings=spec.settings,
         request=spec.model,
-        served=spec.endpoint is not None,
+        served=spec.endpoint is not None or spec.engine == "llama.cpp",  # no weights here
+        engine=spec.engine,
         counted_here=stream.counted_here,
     )
 
@@ -316,7 +325,9 @@ def last_answer(last: dict, output_box: st.delta_generator.DeltaGenerator) -> No
 def inside_answer(last: dict) -> None:
     """Per-token confidence and the sampling inspector, which need the local model."""
     out = last["out"]
-    if last["served"]:
+    if last["served"] and last.get("engine") == "llama.cpp":
+        st.caption(served_inputs.INSIDE_NOTE)
+    elif last["served"]:
         st.caption(
             "Per-token confidence and the sampling inspector read the model's own "
             "probabilities: run with the local model to see them."

@@ -12,7 +12,6 @@ from core.models.registry import EMBEDDED, ModelRequest
 from core.prompting.design import PromptDesign
 from core.runs import experiments, jobs, playground, sweeps
 from core.runs.experiments import RunSpec
-from core.served.endpoint import Endpoint
 from storage import queries
 from storage.db import session_scope
 from ui import identity, jobs_panel, metric_inputs, prompt_forms, served_inputs, widgets
@@ -48,7 +47,7 @@ def fill_requested() -> None:
     st.session_state[key(PAGE, "label")] = spec_to_fill.label
     st.session_state[key(PAGE, "batch_size")] = spec_to_fill.batch_size or 0
     st.session_state[key(PAGE, "token_confidence")] = spec_to_fill.token_confidence
-    served_inputs.fill(PAGE, spec_to_fill.endpoint)
+    served_inputs.fill(PAGE, spec_to_fill)
     metric_inputs.fill(PAGE, spec_to_fill.metrics, spec_to_fill.checks)
     st.info("The form is filled in with the experiment's settings: change what you want to test.")
 
@@ -56,23 +55,18 @@ def fill_requested() -> None:
 def new_run() -> None:
     """The whole form: the slice, the backend, the design and settings, a sweep, and Start."""
     chosen = slice_inputs()
-    endpoint = served_inputs.backend_inputs(PAGE)
+    backend = served_inputs.backend_choice(PAGE)
     started = prompt_forms.start_from_version(PAGE)
     design, settings = design_and_settings(chosen.data)
     scoring = scoring_inputs()
     st.subheader("Sweep (optional)")
     varied, lists = sweep_inputs()
-    spec = replace(run_spec(chosen, design, settings, endpoint, varied, lists), **scoring)
+    spec = replace(run_spec(chosen, design, settings, backend, varied, lists), **scoring)
     if started is not None and design == started.design:  # still that version's design
         spec = replace(spec, prompt=started.ref)
     sweep = sweeps.sweep_from_lists(spec, lists, name=spec.label) if lists else None
     examples_count(spec, sweep, chosen.data)
-    blocked = endpoint is not None and served_inputs.endpoint_problems(
-        settings,
-        endpoint,
-        use_chat_template=design.use_chat_template,
-        token_confidence=spec.token_confidence,
-    )
+    blocked = served_inputs.backend_problems(spec)
     if st.button("Start", type="primary", disabled=blocked):
         me = identity.actor()
         job = jobs.start_sweep(sweep, actor=me) if sweep else jobs.start_run(spec, actor=me)
@@ -106,8 +100,9 @@ def slice_inputs() -> Slice:
     model_id = top[3].text_input(
         "Model",
         **kept(PAGE, "model"),
-        help="The model loaded here; for a served endpoint, the one whose tokenizer and chat "
-        "template render the prompts (the served model's own, or one that shares them).",
+        help="The model loaded here; for llama.cpp (local), a GGUF model (the embedded one, or "
+        "a .gguf file); for a served endpoint, the one whose tokenizer and chat template "
+        "render the prompts (the served model's own, or one that shares them).",
     )
     return Slice(dataset_name, data, limit, offset, model_id)
 
@@ -164,7 +159,7 @@ def run_spec(
     chosen: Slice,
     design: PromptDesign,
     settings: GenerationSettings,
-    endpoint: Endpoint | None,
+    backend: served_inputs.Backend,
     varied: list[str],
     lists: list[tuple[str, str]],
 ) -> RunSpec:
@@ -195,14 +190,17 @@ def run_spec(
         **kept(PAGE, "batch_size"),
         help="Seeded sampling depends on the batch: use 1 to reproduce one prompt's sample.",
     )
+    confidence = st.checkbox(
+        "Store per-token confidence",
+        **kept(PAGE, "token_confidence"),
+        help="Each answer token's probability, kept with its result: one more forward pass "
+        "per example. transformers (the Local model) only.",
+    )
+    if backend.llama:
+        st.caption(served_inputs.INSIDE_NOTE)
     return RunSpec(
         batch_size=int(batch) or None,
-        token_confidence=st.checkbox(
-            "Store per-token confidence",
-            **kept(PAGE, "token_confidence"),
-            help="Each answer token's probability, kept with its result: one more forward pass "
-            "per example.",
-        ),
+        token_confidence=confidence,
         dataset=chosen.dataset_name,
         limit=int(chosen.limit) or None,
         offset=int(chosen.offset),
@@ -210,7 +208,7 @@ def run_spec(
         settings=settings,
         label=label.strip(),
         model=ModelRequest(chosen.model_id.strip() or EMBEDDED),
-        endpoint=endpoint,
+        **backend.spec_fields(),
     )
 
 

@@ -213,10 +213,12 @@ def record_outputs(
     loaded: models.LoadedModel,
     *,
     db_url: str | None = None,
+    recorded: dict[str, Any] | None = None,
 ) -> None:
     """Store outputs generated outside `execute` (the Playground's streamed runs) and complete
     the experiment, so they are found, compared and exported like any other. It started when
-    its answers began (they came one after another), so that its throughput is theirs."""
+    its answers began (they came one after another), so that its throughput is theirs;
+    `recorded` replaces what it records of where it ran (llama.cpp (local))."""
     position = {key: i for i, key in enumerate(_keys_of(experiment_id, db_url))}
     generating = timedelta(seconds=sum(out.latency_s for _, _, out in pairs))
     where_it_ran = {
@@ -224,7 +226,7 @@ def record_outputs(
         "device": loaded.device,
         "dtype": loaded.dtype,
         "library_versions": recording.library_versions(served=spec.endpoint is not None),
-    }
+    } | (recorded or {})
     recording.update(
         db_url, experiment_id, status="running", started_at=utcnow() - generating, **where_it_ran
     )

@@ -4,7 +4,7 @@ so that it can be found, re-run, compared and exported like any other."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from core.datasets.data import Example
 from core.errors import PromptLabError
@@ -15,6 +15,8 @@ from core.models.loading import LoadedModel
 from core.policy import Actor, local_actor
 from core.prompting.design import PromptDesign, RenderedPrompt
 from core.runs import experiments
+from core.runs import served as served_runs
+from core.served import llama_engine
 from core.served.client import Client
 from core.served.endpoint import Endpoint, check_run
 from core.served.stream import ServedStream
@@ -56,6 +58,39 @@ def served_answer(
     )
 
 
+class LlamaStream:
+    """llama.cpp (local)'s answer to `prompt`, streamed as from an endpoint: the engine for the
+    spec's GGUF model is started (or the running one taken) when the stream is read, and held
+    (neither replaced nor stopped) until it ends. Settings it cannot honour, and a model that
+    is no GGUF file, are refused when it is made."""
+
+    def __init__(self, spec: experiments.RunSpec, prompter: LoadedModel, prompt: RenderedPrompt):
+        self.spec, self.prompter, self.prompt = spec, prompter, prompt
+        self.config = served_runs.engine_config(spec, context_window=prompter.context_window)
+        check_run(
+            spec.settings,
+            llama_engine.EXAMPLE_ENDPOINT,
+            use_chat_template=spec.design.use_chat_template,
+            who=llama_engine.NAME,
+        )
+        self._stream: ServedStream | None = None
+
+    def __iter__(self) -> Iterator[str]:
+        with llama_engine.hold(self.config) as engine:
+            self._stream = served_answer(
+                engine.endpoint(), self.prompter, self.prompt, self.spec.settings, self.spec.design
+            )
+            yield from self._stream
+
+    @property
+    def result(self) -> Output | None:
+        return self._stream.result if self._stream else None
+
+    @property
+    def counted_here(self) -> bool:
+        return bool(self._stream and self._stream.counted_here)
+
+
 def store_run(
     spec: experiments.RunSpec,
     example: Example,
@@ -68,7 +103,8 @@ def store_run(
     study_id: int | None = None,
 ) -> int:
     """Store one streamed run as a completed experiment (scored when there is a reference),
-    marked as the Playground's, so that the list hides it unless asked."""
+    marked as the Playground's, so that the list hides it unless asked. One on llama.cpp
+    (local) records its engine as a run there does (runs.served.llama_recorded)."""
     if spec.dataset == TYPED_DATASET:
         with session_scope(db_url) as session:
             queries.add_example(
@@ -86,8 +122,12 @@ def store_run(
         actor=actor,
         study_id=study_id,
     )
+    recorded = None
+    if spec.engine == "llama.cpp":
+        config = served_runs.engine_config(spec, context_window=loaded.context_window)
+        recorded = served_runs.llama_recorded(config)
     experiments.record_outputs(
-        experiment_id, spec, [(example, prompt, output)], loaded, db_url=db_url
+        experiment_id, spec, [(example, prompt, output)], loaded, db_url=db_url, recorded=recorded
     )
     return experiment_id
 

@@ -51,11 +51,6 @@ def execute_llama(
         token_confidence=spec.token_confidence,
         who=llama_engine.NAME,
     )
-    versions = recording.library_versions(served=True) | {
-        "xllamacpp": llama_engine.engine_version(),
-        "gguf_sha256": llama_engine.gguf_sha256(config.gguf),
-        "llama_cpp_slots": str(config.slots),
-    }
     with llama_engine.hold(config) as engine:
         return execute(
             experiment_id,
@@ -67,14 +62,32 @@ def execute_llama(
             db_url,
             on_progress,
             should_stop,
-            recorded={
-                "backend": "llama.cpp",
-                "endpoint": f"llama.cpp (local), {config.slots} slot(s), {config.gguf.name}",
-                "device": "cpu",
-                "library_versions": versions,
-            },
+            recorded=llama_recorded(config),
             on_tokens=on_tokens,
         )
+
+
+def llama_recorded(config: llama_engine.EngineConfig) -> dict:
+    """What an experiment on llama.cpp (local) records of where it ran: the backend, the engine
+    with its slots and file, and the GGUF's SHA-256 and the engine's version beside the rest."""
+    versions = recording.library_versions(served=True) | {
+        "xllamacpp": llama_engine.engine_version(),
+        "gguf_sha256": llama_engine.gguf_sha256(config.gguf),
+        "llama_cpp_slots": str(config.slots),
+    }
+    return {
+        "backend": "llama.cpp",
+        "endpoint": f"{llama_engine.NAME}, {config.slots} slot(s), {config.gguf.name}",
+        "device": "cpu",
+        "library_versions": versions,
+    }
+
+
+def planned_engine(spec: RunSpec) -> llama_engine.EngineConfig:
+    """The engine a run of `spec` on llama.cpp (local) starts, its context from the model's own
+    window, as execute_llama chooses it; a model that is no GGUF file is refused first."""
+    engine_config(spec)  # refused before any tokenizer is loaded for it
+    return engine_config(spec, context_window=models.prompt_tokenizer(spec.model).context_window)
 
 
 def engine_config(spec: RunSpec, context_window: int | None = None) -> llama_engine.EngineConfig:
