@@ -40,7 +40,9 @@ class Output:
 
 
 def default_batch_size(loaded: LoadedModel) -> int:
-    return 16 if loaded.device == "cpu" else 64
+    """Rows decoded together. On 2 CPU cores 32 slots of continuous batching made 70.6 tok/s
+    on the 48 built-in dialogues against 53.4 for 16 (bench.speed has the table)."""
+    return 32 if loaded.device == "cpu" else 64
 
 
 def generate(
