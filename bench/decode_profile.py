@@ -1,6 +1,6 @@
 """Where the time of batched greedy generation goes, before and after continuous batching.
 
-    python -m bench.decode_profile [--batch 32] [--cache 300] [--prompts 48]
+    python -m bench.decode_profile [--batch 32] [--cache 300] [--prompts 48]  (0: skip part 3)
 
 1. One decode step of the embedded model at --batch rows over --cache cached columns, under
    torch.profiler: as generate() runs it (DynamicCache, grown by torch.cat every step) and as
@@ -192,9 +192,15 @@ def main() -> None:
         for p in prompts
     ]
     encoded.sort(key=lambda e: -len(e[1]))
+    encoded = encoded or [
+        (loaded.tokenizer, loaded.tokenizer(p.sent_text)["input_ids"])
+        for p in [render_for_model(loaded, PRESETS["instruction"], ex) for ex in data.eval[:16]]
+    ]
     print("\n2. Prefill (prompt tokens/s)")
     for rows in (len(encoded), 16, continuous.PREFILL_ROWS):
         print(f"  {rows:3d} prompts at a time: {prefill_rate(model, encoded, rows):6.0f}")
+    if not prompts:
+        return  # --prompts 0: the step and the prefill only
     print(f"\n3. {len(prompts)} dialogues, greedy, max_new_tokens 160")
     local.generate(loaded, prompts[:2], GenerationSettings(max_new_tokens=4))  # warm-up
     runs = {
