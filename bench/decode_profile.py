@@ -194,7 +194,10 @@ def main() -> None:
     encoded.sort(key=lambda e: -len(e[1]))
     encoded = encoded or [
         (loaded.tokenizer, loaded.tokenizer(p.sent_text)["input_ids"])
-        for p in [render_for_model(loaded, PRESETS["instruction"], ex) for ex in data.eval[:16]]
+        for p in [
+            render_for_model(loaded, PRESETS["instruction"], ex, max_new_tokens=160)
+            for ex in data.eval[:16]
+        ]
     ]
     print("\n2. Prefill (prompt tokens/s)")
     for rows in (len(encoded), 16, continuous.PREFILL_ROWS):
