@@ -41,6 +41,7 @@ class Job:
     status: str = "running"  # running, completed, cancelled, failed
     error: str | None = None
     study_id: int | None = None
+    search_id: int | None = None  # a prompt search's job (core.search.background)
     owner: str = ""  # who started it (Actor.name): the runs-per-user limit counts by it
     started: float = field(default_factory=time.monotonic)
     ended: float | None = None
@@ -80,6 +81,10 @@ class Job:
             )
         self._cancel.set()
 
+    def cancel_requested(self) -> bool:
+        """Whether a cancel was asked for: what the job's work checks between batches."""
+        return self._cancel.is_set()
+
     @property
     def cancelling(self) -> bool:
         return self._cancel.is_set() and not self.finished
@@ -89,7 +94,7 @@ def start_run(
     spec: experiments.RunSpec, *, db_url: str | None = None, actor: Actor | None = None
 ) -> Job:
     """Create the experiment now (so a bad spec is refused at once) and run it in the background."""
-    actor = _with_room(actor)
+    actor = room_for(actor)
     experiment_id = experiments.create(spec, db_url=db_url, actor=actor)
     return _launch(spec.label or "run", [experiment_id], db_url, actor)
 
@@ -103,7 +108,7 @@ def start_sweep(
     example_keys: Sequence[str] | None = None,  # None: the base spec's slice of its dataset
 ) -> Job:
     """Create the study and its experiments now, then run them one after another."""
-    actor = _with_room(actor)
+    actor = room_for(actor)
     study_id, ids = sweeps.create_sweep(
         sweep, db_url=db_url, actor=actor, origin=origin, example_keys=example_keys
     )
@@ -115,7 +120,7 @@ def start_resume(
     experiment_ids: Sequence[int], *, db_url: str | None = None, actor: Actor | None = None
 ) -> Job:
     """Finish stored experiments that are pending, interrupted or failed."""
-    actor = _with_room(actor)
+    actor = room_for(actor)
     with session_scope(db_url) as session:
         queries.mark_stale_runs(session=session)
         for experiment_id in experiment_ids:
@@ -130,7 +135,7 @@ def start_retry(
     experiment_ids: Sequence[int], *, db_url: str | None = None, actor: Actor | None = None
 ) -> Job:
     """Run the failed examples of stored experiments again (and any never reached)."""
-    actor = _with_room(actor)
+    actor = room_for(actor)
     with session_scope(db_url) as session:  # one transaction: a refusal forgets nothing
         queries.mark_stale_runs(session=session)
         todo = [
@@ -145,7 +150,7 @@ def start_rerun(
     experiment_id: int, *, db_url: str | None = None, actor: Actor | None = None
 ) -> Job:
     """Run a stored experiment again, as a new experiment on the same examples (`actor`'s)."""
-    actor = _with_room(actor)
+    actor = room_for(actor)
     new_id = experiments.copy(experiment_id, db_url=db_url, actor=actor)
     return _launch(f"re-run of {experiment_id}", [new_id], db_url, actor)
 
@@ -165,7 +170,7 @@ def running_for(user: str) -> list[Job]:
     return [job for job in active() if job.owner == user]
 
 
-def _with_room(actor: Actor | None) -> Actor:
+def room_for(actor: Actor | None) -> Actor:
     """The actor (None: the local user), refused if they already have as many runs going as
     the operator allows one user (PROMPT_LAB_MAX_RUNS_PER_USER); checked before anything is
     stored, and again as the run is registered."""
@@ -202,37 +207,53 @@ def _launch(
         records = [queries.get_experiment(session=session, experiment_id=i) for i in ids]
         total = sum(r.n_examples for r in records)
         done = sum(len(queries.finished_keys(session=session, experiment_id=i)) for i in ids)
-    job = Job(next(_ids), title, ids, total, done, done, study_id=study_id, owner=actor.name)
+    return launch_task(
+        title,
+        lambda job: _run_experiments(job, db_url),
+        actor=actor,
+        total=total,
+        done=done,
+        experiment_ids=ids,
+        study_id=study_id,
+    )
+
+
+def launch_task(
+    title: str,
+    work: Callable[[Job], None],
+    *,
+    actor: Actor,
+    total: int,
+    done: int = 0,
+    experiment_ids: Sequence[int] = (),
+    study_id: int | None = None,
+    search_id: int | None = None,
+) -> Job:
+    """Run `work(job)` in a thread as `actor`'s job, counted against their limit; `work` keeps
+    the job's counters and sets its status (cancelled or completed); an error fails the job."""
+    job = Job(
+        next(_ids),
+        title,
+        list(experiment_ids),
+        total,
+        done,
+        done,
+        study_id=study_id,
+        search_id=search_id,
+        owner=actor.name,
+    )
     with _lock:  # two clicks at once: only one of them gets the last place
         going = sum(1 for j in _jobs.values() if not j.finished and j.owner == actor.name)
         _refuse_over_limit(actor.name, going)
         _jobs[job.id] = job
-    worker = threading.Thread(target=_work, args=(job, db_url), name=f"job-{job.id}", daemon=True)
+    worker = threading.Thread(target=_work, args=(job, work), name=f"job-{job.id}", daemon=True)
     worker.start()
     return job
 
 
-def _work(job: Job, db_url: str | None) -> None:
-    finished_before = 0  # examples of the experiments already run by this job
+def _work(job: Job, work: Callable[[Job], None]) -> None:
     try:
-        for experiment_id in job.experiment_ids:
-            if job._cancel.is_set():
-                break
-            job.current = experiment_id
-            status = experiments.execute(
-                experiment_id,
-                db_url=db_url,
-                on_progress=_progress(job, finished_before, experiment_id, db_url),
-                should_stop=job._cancel.is_set,
-                on_tokens=lambda n: _count_tokens(job, n),
-            )
-            if status != "completed":
-                break
-            with session_scope(db_url) as session:
-                finished_before += queries.get_experiment(
-                    session=session, experiment_id=experiment_id
-                ).n_examples
-        job.status = "cancelled" if job._cancel.is_set() else "completed"
+        work(job)
     except PromptLabError as exc:
         job.status, job.error = "failed", str(exc)
     except Exception:
@@ -244,7 +265,29 @@ def _work(job: Job, db_url: str | None) -> None:
         job._ended.set()
 
 
-def _progress(
+def _run_experiments(job: Job, db_url: str | None) -> None:
+    finished_before = 0  # examples of the experiments already run by this job
+    for experiment_id in job.experiment_ids:
+        if job._cancel.is_set():
+            break
+        job.current = experiment_id
+        status = experiments.execute(
+            experiment_id,
+            db_url=db_url,
+            on_progress=progress(job, finished_before, experiment_id, db_url),
+            should_stop=job._cancel.is_set,
+            on_tokens=lambda n: count_tokens(job, n),
+        )
+        if status != "completed":
+            break
+        with session_scope(db_url) as session:
+            finished_before += queries.get_experiment(
+                session=session, experiment_id=experiment_id
+            ).n_examples
+    job.status = "cancelled" if job._cancel.is_set() else "completed"
+
+
+def progress(
     job: Job, before: int, experiment_id: int, db_url: str | None
 ) -> Callable[[int, int], None]:
     """Progress counters; on the first report (the backend has recorded where it runs by
@@ -263,5 +306,5 @@ def _progress(
     return update
 
 
-def _count_tokens(job: Job, new_tokens: int) -> None:
+def count_tokens(job: Job, new_tokens: int) -> None:
     job.new_tokens += new_tokens  # one writer: the job's own thread
