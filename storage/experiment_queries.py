@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -27,6 +27,7 @@ from storage.schema import (
 
 STALE_AFTER = timedelta(minutes=10)  # a run on another host that stopped beating is dead
 ROUGE_COLUMNS = ("rouge1", "rouge2", "rougeL", "rougeLsum")
+REUSE_CHUNK = 500  # prompts per IN (...) list: well under SQLite's limit on bound parameters
 
 
 def create_experiment(*, session: Session, **fields: Any) -> int:
@@ -192,6 +193,24 @@ def results_of(*, session: Session, experiment_id: int) -> list[ResultRecord]:
             .order_by(ResultRecord.position)
         )
     )
+
+
+def reusable_results(
+    *, session: Session, experiment_ids: Sequence[int], prompts: Collection[str]
+) -> list[ResultRecord]:
+    """The error-free results of these experiments whose exact prompt is one of `prompts`,
+    oldest experiment first (core.runs.reuse copies them)."""
+    texts, found = sorted(set(prompts)), []
+    for start in range(0, len(texts), REUSE_CHUNK):
+        found += session.scalars(
+            select(ResultRecord).where(
+                ResultRecord.experiment_id.in_(experiment_ids),
+                ResultRecord.prompt.in_(texts[start : start + REUSE_CHUNK]),
+                ResultRecord.finish_reason != "error",
+                ResultRecord.error.is_(None),
+            )
+        )
+    return sorted(found, key=lambda r: (r.experiment_id, r.id))
 
 
 def rouge_scores(*, session: Session, experiment_id: int) -> dict[str, list[float]]:

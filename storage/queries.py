@@ -37,6 +37,7 @@ from storage.experiment_queries import (  # noqa: F401
     list_experiments,
     mark_stale_runs,
     results_of,
+    reusable_results,
     rouge_scores,
     set_token_confidence,
     update_experiment,

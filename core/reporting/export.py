@@ -284,7 +284,9 @@ def _throughput(aggregates: dict[str, Any], started: Any, finished: Any) -> dict
     ratio. Wall time, not the sum of latencies: answers overlap on a batching or concurrent
     engine, so only wall time compares engines; it includes loading, rendering and scoring (and
     the pause of a run resumed later), so it is what the run delivered, at most the engine's
-    own speed. A Playground run's start is when its answer began (runs.experiments)."""
+    own speed. A Playground run's start is when its answer began (runs.experiments). Answers
+    copied from another experiment (runs.reuse) are not counted; with nothing generated, no
+    throughput."""
     new_tokens = aggregates.get("new_tokens")
     mean, n = aggregates.get("mean_new_tokens"), aggregates.get("n")
     if new_tokens is None and mean is not None and n is not None:  # stored before the total
@@ -293,7 +295,9 @@ def _throughput(aggregates: dict[str, Any], started: Any, finished: Any) -> dict
     return {
         "new_tokens": new_tokens,
         "generation_s": seconds,
-        "tokens_per_s": speed.tokens_per_s(new_tokens, seconds),
+        "tokens_per_s": None
+        if aggregates.get("n_copied") and not new_tokens
+        else speed.tokens_per_s(new_tokens, seconds),
     }
 
 

@@ -19,6 +19,7 @@ from core.models import registry as models
 from core.policy import Actor
 from core.prompting.design import RenderedPrompt
 from core.runs import recording
+from core.runs import reuse as copying
 from core.runs import served as served_runner
 from core.runs.examples import examples_for, get_dataset, pool_of  # noqa: F401
 from core.runs.spec import RunSpec  # re-exported: callers say experiments.RunSpec
@@ -88,9 +89,12 @@ def execute(
     on_progress: Progress | None = None,
     should_stop: StopCheck | None = None,
     on_tokens: Tokens | None = None,
+    reuse: bool = False,
 ) -> str:
     """Generate, score and store every unfinished example; returns the final status. An
-    experiment that cannot start (its dataset or examples gone) is failed with the reason."""
+    experiment that cannot start (its dataset or examples gone) is failed with the reason.
+    `reuse`: an example whose exact prompt another experiment of the same study already sent
+    to the same generator gets that answer copied instead (attempts 0; runs.reuse)."""
     spec, todo, pool, done, total = _start(experiment_id, db_url)
     backend = (
         served_runner.execute
@@ -111,6 +115,7 @@ def execute(
             on_progress,
             should_stop,
             on_tokens=on_tokens,
+            reuse=reuse,
         )
     except BaseException as exc:
         status = "failed" if isinstance(exc, Exception) else "interrupted"
@@ -145,6 +150,7 @@ def execute_local(
     should_stop,
     *,
     on_tokens: Tokens | None = None,
+    reuse: bool = False,
 ) -> str:
     """The local backend, in the shape of the served one (runs.served.execute)."""
     with models.hold(spec.model) as loaded:
@@ -160,6 +166,7 @@ def execute_local(
             on_progress,
             should_stop,
             on_tokens,
+            reuse,
         )
 
 
@@ -175,6 +182,7 @@ def _generate_all(
     on_progress,
     should_stop,
     on_tokens,
+    reuse=False,
 ) -> str:
     recording.update(
         db_url,
@@ -187,6 +195,8 @@ def _generate_all(
     prompts, where, done = recording.render_todo(
         experiment_id, spec, todo, pool, loaded, done, db_url
     )
+    if reuse:
+        prompts, done = copying.copy_identical(experiment_id, spec, prompts, where, done, db_url)
     if on_progress:
         on_progress(done, total)
     for indices, outputs in generate_batches(

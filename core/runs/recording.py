@@ -211,11 +211,15 @@ def aggregate(session: Any, experiment_id: int, results: Sequence[Any]) -> dict[
         [r.reference for r in with_reference],
     ).items():
         summary[name]["corpus"] = value
+    sent = [r for r in generated if r.attempts]  # attempts 0: copied (runs.reuse), not sent
     if generated:
-        summary["new_tokens"] = sum(r.new_tokens for r in generated)  # for its throughput
+        summary["new_tokens"] = sum(r.new_tokens for r in sent)  # for its throughput
         summary["mean_new_tokens"] = sum(r.new_tokens for r in generated) / len(generated)
         summary["mean_prompt_tokens"] = sum(r.prompt_tokens for r in generated) / len(generated)
-        summary["mean_latency_s"] = sum(r.latency_s for r in generated) / len(generated)
+    if sent:
+        summary["mean_latency_s"] = sum(r.latency_s for r in sent) / len(sent)
+    if len(sent) < len(generated):
+        summary["n_copied"] = len(generated) - len(sent)
     reasons: dict[str, int] = {}
     for r in results:
         reasons[r.finish_reason] = reasons.get(r.finish_reason, 0) + 1

@@ -13,6 +13,7 @@ from core.models import locating
 from core.models import registry as models
 from core.prompting.design import RenderedPrompt
 from core.runs import recording
+from core.runs import reuse as copying
 from core.runs.spec import RunSpec
 from core.served import llama_engine
 from core.served.client import Client, Failure, run_concurrently
@@ -38,6 +39,7 @@ def execute_llama(
     should_stop,
     *,
     on_tokens: Tokens | None = None,
+    reuse: bool = False,
 ) -> str:
     """llama.cpp (local): the engine for the spec's GGUF model started (or the running one
     taken), then the run sent to it as to a served endpoint; recorded as backend llama.cpp with
@@ -64,6 +66,7 @@ def execute_llama(
             should_stop,
             recorded=llama_recorded(config),
             on_tokens=on_tokens,
+            reuse=reuse,
         )
 
 
@@ -116,10 +119,12 @@ def execute(
     *,
     recorded: dict | None = None,
     on_tokens: Tokens | None = None,
+    reuse: bool = False,
 ) -> str:
     """The served backend, in the shape of the local one (experiments.execute_local);
     `recorded` replaces what the experiment records of where it ran (llama.cpp (local));
-    `on_tokens` is told the new tokens of each group of answers stored."""
+    `on_tokens` is told the new tokens of each group of answers generated and stored; `reuse`
+    copies answers another experiment of the study got for the same prompt (runs.reuse)."""
     endpoint = spec.endpoint
     mapping = check_run(
         spec.settings,
@@ -140,6 +145,8 @@ def execute(
     prompts, where, done = recording.render_todo(
         experiment_id, spec, todo, pool, prompter, done, db_url
     )
+    if reuse:
+        prompts, done = copying.copy_identical(experiment_id, spec, prompts, where, done, db_url)
     if on_progress:
         on_progress(done, total)
     client = Client(endpoint, spec.settings, mapping)
