@@ -17,6 +17,7 @@ NAMES_SHOWN = {  # of columns whose own name would not say what they hold
     ("datasets", "name"): "dataset name",
     ("examples", "key"): "example id",
     ("studies", "name"): "study name",
+    ("searches", "name"): "search name",
     ("results", "example_key"): "example id",
 }
 

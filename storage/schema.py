@@ -318,6 +318,33 @@ class PreferenceRecord(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
+class SearchRecord(Base):
+    """A prompt search: what it explores, the three-way split made before anything ran (shot
+    pool, selection set, locked test set), each candidate scored on the selection set, and the
+    result of the one test-set comparison, the winner against the base."""
+
+    __tablename__ = "searches"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    # The study its candidates' experiments belong to (Compare opens it like a sweep's).
+    study_id: Mapped[int | None] = mapped_column(
+        ForeignKey("studies.id", ondelete="SET NULL"), index=True
+    )
+    config: Mapped[dict[str, Any]]  # core.search.search.SearchConfig, stored form
+    split: Mapped[dict[str, Any]]  # pool, selection and test example ids, and the seed
+    # Each candidate in the order tried: number, experiment id, how it was found, its design,
+    # its selection-set score (None until scored or when an example failed).
+    candidates: Mapped[list[Any]] = mapped_column(default=list)
+    status: Mapped[str] = mapped_column(String(20), default="pending", index=True)
+    error: Mapped[str | None] = mapped_column(Text)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # the test-set verdict
+    elapsed_s: Mapped[float] = mapped_column(Float, default=0.0)  # over every session it ran
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_by: Mapped[str | None] = mapped_column(String(OWNER_LENGTH))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
 class DeletionRecord(Base):
     """One thing deleted, by whom and when: the thing itself is gone, this line stays."""
 

@@ -29,6 +29,10 @@ CORE_MAY_USE = {
         *("core.datasets", "core.prompting", "core.models", "core.generation", "core.served"),
         *("core.evaluation", "core.reporting", "core.library"),
     },
+    "core.search": {
+        *("core.datasets", "core.prompting", "core.models", "core.generation"),
+        *("core.evaluation", "core.reporting", "core.library", "core.runs"),
+    },
 }
 NO_STORAGE = {"core.datasets", "core.prompting", "core.models", "core.generation", "core.served"}
 

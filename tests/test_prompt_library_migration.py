@@ -139,7 +139,7 @@ def test_downgrading_and_upgrading_again_keeps_experiments_and_their_results(db)
     experiment_id = store_experiment(db, [0.5, 0.4])
     as_before_0006(db).dispose()
     with get_engine(db).connect() as conn:
-        assert conn.execute(sa.text("select version_num from alembic_version")).scalar() == "0007"
+        assert conn.execute(sa.text("select version_num from alembic_version")).scalar() == "0008"
     with session_scope(db) as session:
         record = session.get(ExperimentRecord, experiment_id)
         assert record.prompt_version_id is not None

@@ -57,7 +57,7 @@ def test_first_use_creates_the_schema_through_migrations(db):
     tables = set(inspect(engine).get_table_names())
     assert {"datasets", "examples", "experiments", "results", "studies", "prompt_designs"} <= tables
     with engine.connect() as conn:
-        assert conn.execute(text("select version_num from alembic_version")).scalar() == "0007"
+        assert conn.execute(text("select version_num from alembic_version")).scalar() == "0008"
 
 
 def test_the_migrated_schema_is_the_one_the_models_describe(db):
@@ -113,7 +113,7 @@ def test_processes_starting_at_once_on_a_new_store_take_turns_migrating(db, tmp_
     errors = [process.communicate(timeout=120)[1] for process in processes]
     assert [process.returncode for process in processes] == [0] * n, "\n".join(errors)
     with get_engine(db).connect() as conn:
-        assert conn.execute(text("select version_num from alembic_version")).all() == [("0007",)]
+        assert conn.execute(text("select version_num from alembic_version")).all() == [("0008",)]
 
 
 def test_dataset_round_trip_keeps_order_splits_and_references(db):
@@ -353,7 +353,7 @@ def test_migrating_waits_for_the_postgresql_migration_lock(postgres_server):
         opening.join(timeout=300)
         assert not opening.is_alive()
         with get_engine(url).connect() as conn:
-            assert conn.execute(text("select version_num from alembic_version")).scalar() == "0007"
+            assert conn.execute(text("select version_num from alembic_version")).scalar() == "0008"
 
 
 def test_a_closed_postgresql_port_gets_a_message_naming_the_server_but_not_the_password():

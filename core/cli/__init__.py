@@ -14,6 +14,7 @@ from typing import NoReturn
 
 from core.cli.metric_options import add_metric_commands, add_scoring_options
 from core.cli.prompt_options import add_prompt_commands
+from core.cli.search_options import add_search_commands
 from core.errors import PromptLabError
 
 PROG = "python -m core"
@@ -94,7 +95,9 @@ def build_parser() -> Parser:
     parser = Parser(
         prog=PROG,
         parents=[common],
-        description="Prompt Lab without the browser: datasets, experiments, sweeps, exports.",
+        description=(
+            "Prompt Lab without the browser: datasets, experiments, sweeps, searches, exports."
+        ),
         epilog=f"Run `{PROG} COMMAND --help` for a command's options.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -105,6 +108,7 @@ def build_parser() -> Parser:
     _export_command(commands, common)
     add_prompt_commands(commands, common, _command)
     add_metric_commands(commands, common, _command)
+    add_search_commands(commands, common, _command)
     return parser
 
 
