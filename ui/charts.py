@@ -1,5 +1,5 @@
 """Plotly figures of compared experiments: ROUGE by variant and ROUGE against the number of
-shots, with error bars from the 95% confidence intervals."""
+shots, with error bars from the 95% confidence intervals; and a search's best-so-far curve."""
 
 from __future__ import annotations
 
@@ -90,3 +90,33 @@ def shot_curve_figure(curve: Any) -> go.Figure:
     figure.update_xaxes(title="shots", tickvals=ks)
     figure.update_yaxes(title=f"{curve.metric} (mean F-measure)", rangemode="tozero")
     return figure
+
+
+def search_curve_figure(
+    curve: list[tuple[int, float]], own: list[tuple[int, float, str]], label: str
+) -> go.Figure:
+    """A search's best selection-set score so far against the candidate number (a step line),
+    with each candidate's own score as a marker (hover: how it was found)."""
+    figure = go.Figure()
+    figure.add_trace(
+        go.Scatter(
+            x=[number for number, _ in curve],
+            y=[best for _, best in curve],
+            mode="lines",
+            line_shape="hv",
+            name="best so far",
+        )
+    )
+    figure.add_trace(
+        go.Scatter(
+            x=[number for number, _, _ in own],
+            y=[score for _, score, _ in own],
+            mode="markers",
+            name="each candidate",
+            text=[_plotly_text(how) for _, _, how in own],
+            hovertemplate="#%{x}: %{y:.3f}<br>%{text}<extra></extra>",
+        )
+    )
+    last = max((number for number, _, _ in own), default=1)
+    figure.update_xaxes(title="candidate", dtick=max(1, -(-last // 15)), range=[0.5, last + 0.5])
+    return figure.update_yaxes(title=f"{_plotly_text(label)} on the selection set")

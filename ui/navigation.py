@@ -21,6 +21,7 @@ def pages() -> list[st.Page]:
     return [
         st.Page("pages/playground.py", title="Playground", icon="✏️", default=True),
         st.Page("pages/experiments.py", title="Experiments", icon="🧪"),
+        st.Page("pages/search.py", title="Search", icon="🔎"),
         st.Page("pages/compare.py", title="Compare", icon="⚖️"),
         st.Page("pages/prompts.py", title="Prompts", icon="📝"),
         st.Page("pages/datasets.py", title="Datasets", icon="📚"),
