@@ -9,6 +9,7 @@ import pytest
 from core.cli import main
 from core.datasets.data import load_builtin
 from core.errors import PromptLabError
+from core.evaluation import compare, verdicts
 from core.generation.settings import GenerationSettings
 from core.library import versions
 from core.prompting.design import PRESETS, PromptDesign
@@ -101,6 +102,17 @@ def test_a_search_tests_only_the_base_and_the_winner_and_saves_the_winner(db, sp
             for role in ("base", "winner")
         ]
     assert designs == [state.candidates[0].design, winner.design]
+    # The test runs are a study of their own, so Compare sets the candidates side by side.
+    with session_scope(db) as session:
+        studies = {
+            queries.get_experiment(session=session, experiment_id=i).study_id for i in ids.values()
+        }
+        assert studies == {state.result["test_study"]} != {state.study_id}
+        candidates = compare.load_variants(
+            session=session, experiment_ids=[c.experiment_id for c in state.candidates]
+        )
+        found, _ = verdicts.paired_verdicts(session=session, variants=candidates, metric="chrf")
+        assert len(found) == 10  # every pair of the 5 candidates
     result = state.result
     assert result["selection"]["winner"] == winner.score
     assert result["sentence"].startswith("On 3 locked test examples: ")
@@ -145,7 +157,9 @@ def test_a_stopped_search_resumes_to_the_same_winner_without_redoing_candidates(
 def test_a_search_is_refused_with_a_sentence_before_anything_is_stored(db):
     ref = saved(db)
     with pytest.raises(PromptLabError, match="no better direction"):
-        search.create_search(SearchConfig(prompt=ref, metric="words"), db_url=db)
+        SearchConfig(prompt=ref, metric="words")
+    with pytest.raises(PromptLabError, match="Unknown score"):
+        SearchConfig(prompt=ref, metric="accuracy")
     with pytest.raises(PromptLabError, match="budget is 1 to"):
         SearchConfig(prompt=ref, budget=0)
     with pytest.raises(PromptLabError, match="a number of designs, or minutes"):

@@ -120,12 +120,12 @@ def execute(
     except BaseException as exc:
         status = "failed" if isinstance(exc, Exception) else "interrupted"
         recording.update(
-            db_url, experiment_id, status=status, error=_reason(exc), finished_at=utcnow()
+            db_url, experiment_id, status=status, error=stored_reason(exc), finished_at=utcnow()
         )
         raise
 
 
-def _reason(exc: BaseException) -> str | None:
+def stored_reason(exc: BaseException) -> str | None:
     """What a stopped experiment keeps as its error: a sentence for its reader, never a
     traceback or the text of an unexpected exception (it may hold paths); that goes to the log."""
     if isinstance(exc, PromptLabError):
@@ -274,7 +274,7 @@ def _start(experiment_id: int, db_url: str | None):
             )
     except PromptLabError as exc:
         recording.update(
-            db_url, experiment_id, status="failed", error=_reason(exc), finished_at=utcnow()
+            db_url, experiment_id, status="failed", error=stored_reason(exc), finished_at=utcnow()
         )
         raise
     recording.update(

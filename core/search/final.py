@@ -39,9 +39,13 @@ def test(run) -> bool:
             ids["winner"] = ids["base"]
             break
         if role not in ids:
-            ids[role] = run.create(_test_spec(run, candidate, role), state.split.test)
+            if "test_study" not in result:  # its own: Compare sets a study's runs side by side
+                result["test_study"] = run.create_study(f"{state.name}: the final test")
+            spec = _test_spec(run, candidate, role)
+            ids[role] = run.create(spec, state.split.test, study_id=result["test_study"])
             run.keep_result(result | {"test_experiments": ids})
-        if not run.execute(ids[role], state.split.test):
+        done = len(state.split.test) if role == "winner" else 0
+        if not run.execute(ids[role], state.split.test, tested=done):
             return False
     run.keep_result(result | {"test_experiments": ids} | _verdict(run, base, winner, ids))
     if "version" not in run.state.result:

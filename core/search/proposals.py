@@ -1,6 +1,7 @@
 """Which designs a search tries, in order: the base and the user's instructions, shot rules
-(similar, MMR, random subsets) for each number of shots, greedy forward selection of shots by
-their marginal gain, then order and format, then random designs until the budget is spent.
+(similar, MMR, random subsets) for each number of shots (the first, inline and as chat turns),
+greedy forward selection of shots by their marginal gain, then order and format, then random
+designs until the budget is spent.
 Each step builds on the best design scored so far, so the order is a function of the seed and
 the scores alone: a resumed search proposes exactly what an uninterrupted one would."""
 
@@ -59,18 +60,26 @@ def proposals(
     turns_ok = base.use_chat_template
     most = min(max_shots, len(pool))
     for shots in range(1, most + 1):
-        frame = _frame(best())
         for rule in ("similar", "mmr", "random"):
+            frame = _frame(best())
             draw = rng.randrange(2**31)
             design = frame.with_(shots=shots, selection=rule, selection_seed=draw, shot_ids=())
             yield from offer(design, _rule_how(rule, shots, draw))
+            if shots == 1 and rule == "similar" and turns_ok:
+                # For a chat model the shot format matters as much as the shots (shots as
+                # turns, or inline): decided here, so that the other rules build on it.
+                flipped = _flip(design.shot_format)
+                yield from offer(
+                    design.with_(shot_format=flipped),
+                    f"{_rule_how(rule, shots, draw)}, as {flipped}",
+                )
     yield from _greedy(best, offer, pool, rng, most, score)
     frame = best()
     if frame.shots > 1:
         yield from offer(frame.with_(shot_order="reversed"), "the best, shots in reverse order")
         yield from offer(frame.with_(shot_order="similar_last"), "the best, most similar shot last")
     if turns_ok:
-        flipped = "turns" if best().shot_format == "inline" else "inline"
+        flipped = _flip(best().shot_format)
         yield from offer(best().with_(shot_format=flipped), f"the best, shots as {flipped}")
         now = best()
         if now.shot_format == "turns" and now.instruction:
@@ -83,6 +92,10 @@ def proposals(
 def _frame(design: PromptDesign) -> PromptDesign:
     """A design's instruction, format and template, to put other shots into."""
     return design.with_(shots=0, selection="first", shot_ids=(), shot_order="given")
+
+
+def _flip(shot_format: str) -> str:
+    return "turns" if shot_format == "inline" else "inline"
 
 
 def _rule_how(rule: str, shots: int, draw: int) -> str:

@@ -55,6 +55,8 @@ def create_search(
 ) -> int:
     """Store the search, its split and its study, pending; every refusal comes before."""
     base = base_spec(config, db_url=db_url)
+    # The exact version (NAME@N), so that a label moved later does not change a resumed search.
+    config = replace(config, prompt=base.prompt)
     dataset = experiments.get_dataset(config.dataset, db_url=db_url)
     split = split_examples(
         dataset, seed=config.seed, test_fraction=config.test_fraction, limit=config.limit
@@ -130,7 +132,8 @@ def run_search(
     except BaseException as exc:
         failed = isinstance(exc, Exception)
         run.stop(
-            "failed" if failed else "interrupted", experiments._reason(exc) if failed else None
+            "failed" if failed else "interrupted",
+            experiments.stored_reason(exc) if failed else None,
         )
         raise
 
@@ -230,25 +233,37 @@ class _Run:
         )
         return self.create(spec, self.state.split.selection)
 
-    def create(self, spec: RunSpec, keys) -> int:
+    def create(self, spec: RunSpec, keys, *, study_id: int | None = None) -> int:
+        """An experiment of the candidates' study (or `study_id`) on `keys`, pending."""
         experiment_id = experiments.create(
             spec,
             db_url=self.db_url,
-            study_id=self.state.study_id,
+            study_id=study_id or self.state.study_id,
             example_keys=list(keys),
             actor=self.actor,
         )
         self.on_experiment(experiment_id)
         return experiment_id
 
-    def execute(self, experiment_id: int, keys) -> bool:
-        """Run an experiment to its end (resuming it if it was stopped); False if stopped."""
+    def create_study(self, name: str) -> int:
+        with session_scope(self.db_url) as session:
+            return queries.create_study(
+                session=session,
+                name=name[:200],
+                base_spec=self.spec.to_dict(),
+                variations={},
+                created_by=(self.actor or local_actor()).name,
+            )
+
+    def execute(self, experiment_id: int, keys, *, tested: int = 0) -> bool:
+        """Run an experiment to its end (resuming it if it was stopped); False if stopped.
+        `tested`: test examples already done, for the progress of the final test."""
         with session_scope(self.db_url) as session:
             queries.mark_stale_runs(session=session)
             status = queries.get_experiment(session=session, experiment_id=experiment_id).status
         if status == "completed":
             return True
-        base = self._examples_done()
+        base = self._examples_done() + tested
         status = experiments.execute(
             experiment_id,
             db_url=self.db_url,
@@ -278,7 +293,8 @@ class _Run:
         if self.on_progress:
             config, split = self.state.config, self.state.split
             planned = (config.budget or len(self.state.candidates) + 1) * len(split.selection)
-            self.on_progress(done, max(done, planned + 2 * len(split.test)))
+            tests = 1 if self.state.result and self.state.result.get("winner") == 1 else 2
+            self.on_progress(done, max(done, planned + tests * len(split.test)))
 
     def _record(self, candidate: Candidate) -> None:
         kept = [c for c in self.state.candidates if c.number != candidate.number]

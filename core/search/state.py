@@ -10,6 +10,7 @@ from typing import Any
 from core.datasets.data import BUILTIN_NAME
 from core.errors import PromptLabError
 from core.evaluation import metric_set
+from core.library.refs import check_name
 from core.runs.spec import ENGINES
 from core.search.split import SearchSplit
 from storage.schema import SearchRecord
@@ -66,6 +67,13 @@ class SearchConfig:
             )
         if any(not isinstance(t, str) or not t.strip() for t in self.instructions):
             raise PromptLabError("An instruction variant is empty; write one, or leave it out.")
+        if self.save_as is not None:
+            check_name(self.save_as)
+        if metric_set.info(self.metric).higher_is_better is None:
+            raise PromptLabError(
+                f"{metric_set.info(self.metric).label} has no better direction, so a search "
+                "cannot maximise it; choose rougeL, bleu, chrf, similarity or bertscore."
+            )
 
     def to_dict(self) -> dict[str, Any]:
         values = asdict(self)
