@@ -49,10 +49,11 @@ SHOTS := artifacts/screenshots
 screenshots: setup system-packages
 	PROMPT_LAB_SCREENSHOTS=$(SHOTS) $(PY) -m pytest -q tests/ui/test_browser.py tests/ui/test_login.py \
 		tests/ui/test_prompts_page.py tests/ui/test_playground_variants_browser.py \
-		tests/ui/test_blind_ab_browser.py tests/ui/test_compare_baseline_browser.py
+		tests/ui/test_blind_ab_browser.py tests/ui/test_compare_baseline_browser.py \
+		tests/ui/test_search_browser.py
 	for page in playground playground-run experiments compare datasets models \
 		login signed-in refused prompts-diff playground-variants playground-trial \
-		playground-compare blind-ab compare-baseline; do \
+		playground-compare blind-ab compare-baseline search-result; do \
 		cp $(SHOTS)/$$page.png docs/screenshots/$$page.png || exit 1; done
 
 # Every bench runs, even after one misses its target; then the run fails if any did.

@@ -190,6 +190,9 @@ def _one(record, results: pa.Table) -> None:
             where = f"{record.model_id} on {record.device or '?'} ({record.dtype or '?'})"
         failed = (record.aggregates or {}).get("n_failed")
         failures = f" · {failed} failed" if failed else ""
+        copied = (record.aggregates or {}).get("n_copied")
+        if copied:  # answers another experiment of its study generated for the same prompt
+            failures += f" · {copied} copied from identical prompts"
         st.caption(
             plain(
                 f"{record.dataset_name} · {record.n_done}/{record.n_examples} examples"
