@@ -15,7 +15,6 @@ from core.generation.settings import GenerationSettings
 from core.library import versions
 from core.models.loading import ModelRequest
 from core.policy import Actor, local_actor
-from core.prompting.design import PromptDesign
 from core.runs import experiments
 from core.runs.spec import RunSpec
 from core.search import final
@@ -121,7 +120,7 @@ def run_search(
     if state.status == "completed":
         raise PromptLabError(f"Search {search_id} is complete; nothing to resume.")
     run = _Run(state, db_url, on_candidate, on_progress, should_stop, on_experiment, actor)
-    run.on_tokens = on_tokens
+    run.on_tokens = on_tokens  # told the new tokens of each group of answers, as jobs count them
     _save(db_url, search_id, status="running", error=None, finished_at=None)
     try:
         if not run.explore():
@@ -325,10 +324,6 @@ class _Run:
             finished_at=ended,
         )
         return self.state
-
-    @property
-    def base_design(self) -> PromptDesign:
-        return self.spec.design
 
 
 def _save(db_url: str | None, search_id: int, **fields) -> None:
